@@ -1,0 +1,192 @@
+"""Ledger benchmark: train-metric ingest over HTTP, and scores/best query latency on a big run.
+
+Seeds a SQLite ledger through the ORM tables in bulk (N checkpoints with one result each, M train
+metric rows), starts a real ledger server (uvicorn subprocess) on it, then measures over HTTP:
+  * batched train-metric ingest into a fresh run (rows/s),
+  * p50/p99 latency of GET /v1/runs/{run}/scores and /best.
+
+    .venv/bin/python bench/bench_ledger.py --checkpoints 10000 --metric-rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from eval_service.api import crud  # noqa: E402
+from eval_service.api.core.config import ServerSettings  # noqa: E402
+from eval_service.api.core.db import Database  # noqa: E402
+from eval_service.api.models import Checkpoint, EvalJob, EvalResult, TrainMetric, utcnow  # noqa: E402
+from shared.schemas import EvalSpec, RunCreate  # noqa: E402
+
+TOKEN = "bench-token"
+
+
+def seed(db: Database, n_ckpt: int, n_rows: int, root: Path) -> None:
+    rnd = random.Random(0)
+    spec = EvalSpec(task="arith")
+    now = utcnow()
+    with db.write() as s:
+        run = crud.create_run(s, RunCreate(name="big", primary_task="arith"))
+        run_id = run.id
+    ckpt_t, job_t, res_t = (m.__table__ for m in (Checkpoint, EvalJob, EvalResult))  # type: ignore[attr-defined]
+    with db.write() as s:
+        s.execute(
+            ckpt_t.insert(),
+            [
+                {"id": i + 1, "run_id": run_id, "step": (i + 1) * 10, "path": str(root / f"checkpoint-{(i + 1) * 10}"),
+                 "kind": "full", "created_at": now}
+                for i in range(n_ckpt)
+            ],
+        )  # fmt: skip
+        s.execute(
+            job_t.insert(),
+            [
+                {"id": i + 1, "checkpoint_id": i + 1, "run_id": run_id, "step": (i + 1) * 10, "task": "arith",
+                 "spec": spec.model_dump(mode="json"), "spec_hash": spec.fingerprint(), "status": "done",
+                 "priority": 0, "attempt": 1, "max_attempts": 3, "created_at": now, "finished_at": now}
+                for i in range(n_ckpt)
+            ],
+        )  # fmt: skip
+        s.execute(
+            res_t.insert(),
+            [
+                {"job_id": i + 1, "attempt": 1, "worker_id": "w", "checkpoint_id": i + 1, "run_id": run_id,
+                 "step": (i + 1) * 10, "task": "arith", "grader_version": "1",
+                 "metrics": {"accuracy": rnd.random(), "format_accuracy": rnd.random(),
+                             "mean_tokens": rnd.uniform(10, 200), "mean_entropy": rnd.random()},
+                 "info": {}, "created_at": now}
+                for i in range(n_ckpt)
+            ],
+        )  # fmt: skip
+    tm = TrainMetric.__table__  # type: ignore[attr-defined]
+    keys = max(1, n_rows // max(n_ckpt, 1))
+    chunk: list[dict] = []
+    done = 0
+    with db.write() as s:
+        for step in range(n_ckpt * 10):
+            for k in range(keys):
+                chunk.append({"run_id": run_id, "step": step, "key": f"train/k{k}", "value": rnd.random()})
+            if len(chunk) >= 50_000:
+                s.execute(tm.insert(), chunk)
+                done += len(chunk)
+                chunk = []
+            if done + len(chunk) >= n_rows:
+                break
+        if chunk:
+            s.execute(tm.insert(), chunk)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoints", type=int, default=10_000)
+    ap.add_argument("--metric-rows", type=int, default=1_000_000)
+    ap.add_argument("--queries", type=int, default=50, help="requests per query type")
+    ap.add_argument("--ingest-batches", type=int, default=50)
+    ap.add_argument("--batch-rows", type=int, default=1000)
+    ap.add_argument("--workdir", type=Path, default=None)
+    a = ap.parse_args()
+
+    work = a.workdir or Path(tempfile.mkdtemp(prefix="duet-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    db_path = work / "bench.db"
+    db_path.unlink(missing_ok=True)
+    settings = ServerSettings(db_url=f"sqlite:///{db_path}", checkpoint_root=work)
+    db = Database(settings)
+    db.create_all()
+    t0 = time.perf_counter()
+    seed(db, a.checkpoints, a.metric_rows, work)
+    seed_s = time.perf_counter() - t0
+    db.dispose()
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "DUET_DB_URL": settings.db_url,
+        "DUET_API_TOKEN": TOKEN,
+        "DUET_ADMIN_TOKEN": TOKEN + "-admin",
+        "DUET_CHECKPOINT_ROOT": str(work),
+        "DUET_WANDB_ENABLED": "false",  # measure the ledger, not W&B
+        "PYTHONPATH": str(REPO),
+    }
+    log = open(work / "server.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eval_service.api", "--port", str(port)], env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
+        h = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=url, headers=h, timeout=120) as c:
+            run_id = c.post("/v1/runs", json={"name": "ingest"}).json()["id"]
+            t0 = time.perf_counter()
+            for b in range(a.ingest_batches):
+                rows = [
+                    {"step": b * a.batch_rows + i, "key": "train/loss", "value": 1.0 / (i + 1)}
+                    for i in range(a.batch_rows)
+                ]
+                r = c.post("/v1/train-metrics", json={"run_id": run_id, "rows": rows})
+                assert r.json()["inserted"] == a.batch_rows, r.text
+            ingest_s = time.perf_counter() - t0
+            rows_s = a.ingest_batches * a.batch_rows / ingest_s
+
+            lat: dict[str, list[float]] = {"scores": [], "best": []}
+            paths = {"scores": "/v1/runs/big/scores", "best": "/v1/runs/big/best?metric=eval/accuracy"}
+            for name, path in paths.items():
+                c.get(path).raise_for_status()  # warm-up
+                for _ in range(a.queries):
+                    t = time.perf_counter()
+                    r = c.get(path)
+                    lat[name].append((time.perf_counter() - t) * 1000)
+                    r.raise_for_status()
+            n_scores = len(c.get(paths["scores"]).json())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    print(f"seeded {a.checkpoints} checkpoints + {a.metric_rows} train rows in {seed_s:.1f}s\n")
+    print("| measurement | value |")
+    print("|---|---|")
+    print(
+        f"| train-metric ingest ({a.batch_rows} rows/batch, {a.ingest_batches} batches) | {rows_s:,.0f} rows/s |"
+    )
+    for name in ("scores", "best"):
+        xs = lat[name]
+        print(f"| GET {name} p50 / p99 ({n_scores} checkpoints, n={len(xs)}) | "
+              f"{statistics.median(xs):.1f} / {pct(xs, 99):.1f} ms |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

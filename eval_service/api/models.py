@@ -1,0 +1,135 @@
+"""Ledger tables (SQLModel). Times are UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    base_model: str | None = None
+    primary_task: str | None = None
+    # The task whose metrics get the bare `eval/<name>` W&B keys: primary_task, else the first evaluated.
+    wandb_primary_task: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    wandb_run_id: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Checkpoint(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("run_id", "step", name="uq_checkpoint_run_step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id")
+    step: int
+    path: str
+    kind: str = "full"
+    fingerprint: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class EvalJob(SQLModel, table=True):
+    __tablename__ = "eval_jobs"
+    __table_args__ = (
+        Index("ix_jobs_dedupe", "checkpoint_id", "spec_hash", "status"),
+        Index("ix_jobs_run", "run_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    checkpoint_id: int = Field(foreign_key="checkpoints.id")
+    run_id: int = Field(foreign_key="runs.id")
+    step: int  # copied from the checkpoint for the claim order
+    task: str
+    spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    spec_hash: str
+    status: str = "queued"
+    priority: int = 0
+    attempt: int = 0
+    max_attempts: int = 3
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = Field(default=None, index=True)
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class EvalResult(SQLModel, table=True):
+    __tablename__ = "eval_results"
+    __table_args__ = (Index("ix_results_scores", "run_id", "task", "checkpoint_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="eval_jobs.id", unique=True)
+    attempt: int  # the attempt that stored it: a replay of that attempt gets it back
+    worker_id: str
+    checkpoint_id: int = Field(foreign_key="checkpoints.id")
+    run_id: int = Field(foreign_key="runs.id")
+    step: int
+    task: str
+    grader_version: str
+    metrics: dict[str, float] = Field(sa_column=Column(JSON, nullable=False))
+    info: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SampleRow(SQLModel, table=True):
+    __tablename__ = "samples"
+    __table_args__ = (
+        Index("ix_samples_job_correct", "job_id", "correct"),
+        Index("ix_samples_job_category", "job_id", "category"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="eval_jobs.id", index=True)
+    index: int
+    sample: int = 0
+    prompt: str
+    response: str
+    gold: str
+    extracted: str | None = None
+    correct: bool
+    format_ok: bool
+    category: str
+    num_tokens: int = 0
+    finish_reason: str | None = None
+    mean_entropy: float | None = None
+
+
+class TrainMetric(SQLModel, table=True):
+    __tablename__ = "train_metrics"
+    __table_args__ = (UniqueConstraint("run_id", "step", "key", name="uq_train_metric"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id")
+    step: int
+    key: str
+    value: float
+
+
+class WandbOutbox(SQLModel, table=True):
+    """Rows waiting to be logged to W&B; written in the same transaction as the data they carry."""
+
+    __tablename__ = "wandb_outbox"
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="runs.id")
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # includes train/global_step
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+# Claim order (priority DESC, step DESC, id) served straight from an index.
+_jobs = EvalJob.__table__.c  # type: ignore[attr-defined]
+Index("ix_jobs_claim", _jobs.status, _jobs.priority.desc(), _jobs.step.desc(), _jobs.id)
