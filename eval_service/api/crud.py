@@ -474,8 +474,12 @@ def _eval_payload(run: Run, task: str, step: int, metrics: dict[str, float]) -> 
 
 def _check_metrics(metrics: dict[str, float]) -> None:
     for k in metrics:
-        if not k or "/" in k:
-            raise Invalid(f"metrics.{k}", "metric names are bare names like 'accuracy' (no '/')")
+        # Names are relative to `eval/`: 'accuracy', or grouped like 'fail/truncated'.
+        if not k or k.startswith(("/", "eval/", "train/")) or k.endswith("/") or "//" in k:
+            raise Invalid(
+                f"metrics.{k}",
+                "metric names are relative like 'accuracy' or 'fail/truncated' (no eval/ prefix)",
+            )
 
 
 def _store_samples(s: Session, job_id: int, samples: list[S.Sample]) -> None:

@@ -1,0 +1,1 @@
+"""Tests for shared/tasks, shared/grading and the grading CLI."""

@@ -1,0 +1,1 @@
+"""Small bundled data files (smoke-test samples written for this project)."""

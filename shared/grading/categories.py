@@ -1,0 +1,50 @@
+"""Grade categories and the `Grade` record every grader returns.
+
+Stored with every sample and used as metric keys (`fail/<category>`), so the strings are part of
+the contract: renaming one needs a GRADER_VERSION bump.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+AnswerFormat = Literal["gsm8k", "boxed", "r1_zero", "freeform"]
+ANSWER_FORMATS: tuple[str, ...] = ("gsm8k", "boxed", "r1_zero", "freeform")
+
+CORRECT = "correct"
+WRONG_ANSWER = "wrong_answer"
+
+# Format failures, most specific first.
+MISSING_THINK_CLOSE = "missing_think_close"  # r1_zero: no `</think>`
+MISSING_ANSWER_OPEN = "missing_answer_open"  # no answer marker: `<answer>`, `####`, `\boxed{`
+MISSING_ANSWER_CLOSE = "missing_answer_close"  # answer opened but never closed: `</answer>`, `\boxed{…`
+WRONG_ORDER = "wrong_order"  # r1_zero: tags present but out of order (answer before `</think>`)
+TRUNCATED = "truncated"  # generation hit max_tokens (finish_reason "length") before the format completed
+NO_ANSWER = "no_answer"  # format markers present but nothing usable inside (or no number at all)
+
+FAILURE_CATEGORIES: tuple[str, ...] = (
+    MISSING_THINK_CLOSE,
+    MISSING_ANSWER_OPEN,
+    MISSING_ANSWER_CLOSE,
+    WRONG_ORDER,
+    TRUNCATED,
+    NO_ANSWER,
+)
+ALL_CATEGORIES: tuple[str, ...] = (CORRECT, WRONG_ANSWER, *FAILURE_CATEGORIES)
+
+
+@dataclass(frozen=True)
+class Grade:
+    correct: bool
+    format_ok: bool
+    extracted: str | None
+    category: str  # CORRECT, WRONG_ANSWER or one of FAILURE_CATEGORIES
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "correct": self.correct,
+            "format_ok": self.format_ok,
+            "extracted": self.extracted,
+            "category": self.category,
+        }
