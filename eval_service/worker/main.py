@@ -1,0 +1,98 @@
+"""Worker entry point. vLLM starts its engine in spawned processes, so everything that builds the
+engine runs from `run_worker`, never at import time."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from eval_service.worker.config import WorkerSettings
+from shared.schemas import EvalSpec, SamplingSpec
+
+log = logging.getLogger("duet.worker")
+
+
+def build_spec(s: WorkerSettings) -> EvalSpec:
+    from shared.grading import GRADER_VERSION
+
+    sampling = SamplingSpec(
+        temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, n=s.n, seed=s.seed
+    )
+    return EvalSpec(task=s.task, limit=s.limit, sampling=sampling, grader_version=GRADER_VERSION)
+
+
+def run_worker(s: WorkerSettings) -> int:
+    """Run until SIGTERM/SIGINT (or until idle with exit_when_idle). Returns the exit code."""
+    from eval_service.worker.engine import make_backend
+    from eval_service.worker.runner import JobRunner
+    from eval_service.worker.watcher import CheckpointWatcher
+    from shared.client import LedgerClient, LedgerError, LedgerUnavailable
+    from shared.spool import Spool
+
+    if s.watch is not None and not s.run:
+        log.error("--watch needs --run (the run the checkpoints belong to)")
+        return 2
+    if s.base_model is not None and not (Path(s.base_model) / "config.json").is_file():
+        log.error("--base-model %s: no config.json there", s.base_model)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: finishing or releasing the current job, then exiting", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    client = LedgerClient()
+    try:
+        run = None
+        if s.run:
+            run = client.create_run(
+                s.run, base_model=str(s.base_model) if s.base_model else None, primary_task=s.task
+            )
+    except (LedgerError, LedgerUnavailable) as e:
+        log.error("cannot reach the ledger: %s", e)
+        return 1
+    backend = make_backend(s)
+    spool = Spool(s.spool_path)
+    runner = JobRunner(s, client, backend, spool, stop, run_id=run.id if run else None)
+    watcher = None
+    idle_ok = threading.Event()
+    if s.watch is not None and run is not None:
+        watcher = CheckpointWatcher(s, client, run, build_spec(s), on_enqueued=runner.wake.set)
+        watcher.start()
+        idle_ok = watcher.first_pass_done
+    else:
+        idle_ok.set()
+    stop_wakes_runner = threading.Thread(target=lambda: (stop.wait(), runner.wake.set()), daemon=True)
+    stop_wakes_runner.start()
+    log.info("worker %s up: run=%s backend=%s watch=%s", s.worker_id, s.run, s.backend, s.watch)
+    try:
+        runner.run(idle_ok)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        backend.close()
+        spool.close()
+        client.close()
+    log.info("worker %s exiting after %d job(s)", s.worker_id, runner.jobs_done)
+    return 0
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def main() -> None:
+    setup_logging()
+    sys.exit(run_worker(WorkerSettings()))
+
+
+if __name__ == "__main__":
+    main()
