@@ -1,0 +1,101 @@
+"""DuetCallback: publishes each saved checkpoint (marker) and forwards train logs to the reporter.
+
+Nothing here touches the network: the reporter's thread does (and runs retention)."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Literal
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from shared.checkpoint import write_marker
+from trainer_service.reporter import Reporter
+
+FAULT_ENV = "DUET_FAULT_KILL_IN_SAVE"
+
+
+def fault_kill_step() -> int | None:
+    """Test hook: `DUET_FAULT_KILL_IN_SAVE=STEP` SIGKILLs the trainer inside the save of STEP, after
+    the weights are written and before optimizer state, trainer state and the marker. A kill timed
+    from outside cannot reliably land inside a save that lasts milliseconds; this one always does."""
+    raw = os.environ.get(FAULT_ENV)
+    return int(raw) if raw else None
+
+
+def maybe_kill_in_save(step: int) -> None:
+    if fault_kill_step() == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class DuetCallback(TrainerCallback):
+    def __init__(
+        self,
+        *,
+        run_name: str,
+        kind: Literal["full", "lora"],
+        base_model: str | None,
+        reporter: Reporter | None,
+        after_save: list | None = None,
+    ):
+        self.run_name = run_name
+        self.kind = kind
+        self.base_model = base_model
+        self.reporter = reporter
+        self.after_save = after_save or []  # callables(client) run on the reporter thread (retention)
+        self.published: list[Path] = []
+        self._last_loss: float | None = None
+        self._tokens_at: tuple[float, float] | None = None  # (num_tokens, perf_counter) at last log
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._tokens_at = None
+
+    def on_log(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs=None, **kwargs
+    ):
+        if not logs or not state.is_world_process_zero:
+            return
+        step = state.global_step
+        metrics = {
+            f"train/{k}": float(v)
+            for k, v in logs.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        }
+        if "loss" in logs:
+            self._last_loss = float(logs["loss"])
+        # TRL logs a running total of trained (non-padding) tokens; the rate is its slope.
+        if "num_tokens" in logs:
+            now = time.perf_counter()
+            if self._tokens_at is not None and now > self._tokens_at[1]:
+                metrics["train/tokens_per_s"] = (logs["num_tokens"] - self._tokens_at[0]) / (
+                    now - self._tokens_at[1]
+                )
+            self._tokens_at = (float(logs["num_tokens"]), now)
+        if self.reporter is not None:
+            self.reporter.log(self.run_name, step, metrics)
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        # Trainer calls on_save after weights, tokenizer, optimizer and trainer_state are written.
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        marker = write_marker(
+            ckpt,
+            run=self.run_name,
+            step=state.global_step,
+            kind=self.kind,
+            epoch=state.epoch,
+            base_model=self.base_model,
+            train_loss=self._last_loss,
+        )
+        self.published.append(ckpt)
+        if self.reporter is not None:
+            self.reporter.checkpoint(
+                self.run_name, state.global_step, ckpt.resolve(), self.kind, marker.fingerprint()
+            )
+            for fn in self.after_save:
+                self.reporter.call(fn)
