@@ -130,6 +130,8 @@ def write_marker(
     )
     fd, tmp = tempfile.mkstemp(prefix=".duet_marker.", dir=ckpt_dir)
     try:
+        # mkstemp creates 0600; a worker running as another user must be able to read the marker.
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w") as f:
             f.write(marker.model_dump_json(indent=2))
             f.flush()

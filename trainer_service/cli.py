@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
         typer.echo(f"trained {result.run_name} to step {result.global_step}")
-        typer.echo(f"  checkpoints: {result.output_dir} ({len(result.checkpoints)} published)")
+        typer.echo(f"  checkpoints: {result.output_dir} ({len(result.checkpoints)} kept after retention)")
         if result.resumed_from:
             typer.echo(f"  resumed from: {result.resumed_from}")
         if cfg.report:

@@ -84,12 +84,36 @@ def arch_signature(model_dir: Path) -> dict[str, Any]:
     return {k: v for k, v in conf.items() if k not in _CONFIG_IGNORE}
 
 
+# Bookkeeping transformers writes into tokenizer_config.json when it re-saves a tokenizer (the
+# trainer saves one into every checkpoint); they do not change how text is tokenized.
+_TOKENIZER_CONFIG_IGNORE = {"is_local", "local_files_only", "name_or_path", "_commit_hash", "tokenizer_file"}
+
+
 def tokenizer_hash(model_dir: Path) -> str:
+    """Hash of what decides tokenization and prompt rendering, insensitive to re-save noise."""
     h = hashlib.sha256()
-    for name in ("tokenizer.json", "tokenizer.model", "vocab.json", "merges.txt", "tokenizer_config.json"):
+    for name in (
+        "tokenizer.json",
+        "tokenizer.model",
+        "vocab.json",
+        "merges.txt",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ):
         p = Path(model_dir) / name
-        if p.is_file():
-            h.update(name.encode() + b"\0" + p.read_bytes())
+        if not p.is_file():
+            continue
+        data = p.read_bytes()
+        if name.endswith(".json"):
+            try:
+                obj = json.loads(data)
+            except ValueError:
+                pass  # hash the raw bytes; a broken file then differs from any good one
+            else:
+                if name == "tokenizer_config.json":
+                    obj = {k: v for k, v in obj.items() if k not in _TOKENIZER_CONFIG_IGNORE}
+                data = json.dumps(obj, sort_keys=True).encode()
+        h.update(name.encode() + b"\0" + data)
     return h.hexdigest()[:16]
 
 

@@ -44,6 +44,7 @@ def test_marker_roundtrip_lists_eval_files_and_verifies(tmp_path):
     assert marker.kind == "full"
     verify_marker(d, marker, hashes=True)
     assert not list(d.glob(".duet_marker.*"))  # no temp file left behind
+    assert (d / MARKER_NAME).stat().st_mode & 0o777 == 0o644  # readable by a worker running as another user
 
 
 def test_verify_marker_catches_changed_or_missing_files(tmp_path):
