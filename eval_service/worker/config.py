@@ -48,6 +48,7 @@ class WorkerSettings(BaseSettings):
     verify_swaps: bool = True
     top_logprobs: int = Field(5, ge=1)  # top-k logprobs per token for the entropy metric
     hf_batch_size: int = Field(32, ge=1)
+    hf_device: str = "auto"  # HF backend: "auto" = cuda when available, else cpu; or "cuda:1", "cpu"
     gen_chunk: int = Field(512, ge=1)  # prompts per generate call; SIGTERM is honoured between chunks
 
     # job loop

@@ -318,7 +318,19 @@ class HFBackend:
     def _dtype(self) -> Any:
         import torch
 
-        return torch.float32 if self.s.dtype == "auto" else getattr(torch, self.s.dtype)
+        if self.s.dtype != "auto":
+            return getattr(torch, self.s.dtype)
+        # bf16 on GPUs that have it (what training used there); float32 on CPU, where it is exact
+        if self._device().type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+
+    def _device(self) -> Any:
+        import torch
+
+        if self.s.hf_device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.s.hf_device)
 
     def load(self, target: Target) -> dict[str, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -346,7 +358,7 @@ class HFBackend:
         tok.padding_side = "left"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        self.model, self.tok, self.loaded = model.eval(), tok, target
+        self.model, self.tok, self.loaded = model.to(self._device()).eval(), tok, target
         self.last_good = target
         return {"engine_event": event, "load_s": round(time.perf_counter() - t0, 3)}
 
@@ -378,7 +390,7 @@ class HFBackend:
         result: list[list[Completion]] = []
         bs = self.s.hf_batch_size
         for i in range(0, len(prompts), bs):
-            enc = tok(prompts[i : i + bs], return_tensors="pt", padding=True)
+            enc = tok(prompts[i : i + bs], return_tensors="pt", padding=True).to(model.device)
             with torch.inference_mode():
                 out = model.generate(**enc, generation_config=cfg)
             new = out.sequences[:, enc["input_ids"].shape[1] :]
