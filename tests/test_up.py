@@ -109,3 +109,82 @@ def test_duet_up_reports_a_port_in_use(tmp_path, ledger):
     assert out.returncode == 1
     assert f"port {ledger.port} is in use" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_ctrl_c_stops_everything_and_the_run_continues(tmp_path, ledger_factory):
+    import signal
+    import sqlite3
+    import time
+
+    wd, port = tmp_path / "duet", free_port()
+    env = {
+        **os.environ,
+        "DUET_API_TOKEN": "e2e-token",
+        "DUET_ADMIN_TOKEN": "e2e-admin",
+        "WANDB_MODE": "offline",
+    }
+    env.pop("DUET_API_URL", None)
+    argv = [
+        sys.executable,
+        "-m",
+        "shared.cli",
+        "up",
+        "--workdir",
+        str(wd),
+        "--port",
+        str(port),
+        "--run",
+        "cc",
+        "--limit",
+        "20",
+    ]
+    proc = subprocess.Popen(
+        [*argv, "--max_steps", "5000", "--save_steps", "10"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    first = wd / "checkpoints" / "cc" / "checkpoint-10" / MARKER_NAME
+    deadline = time.monotonic() + 300
+    while not first.is_file():  # training is under way once a checkpoint is published
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "no checkpoint published within 5 minutes"
+        time.sleep(0.2)  # polling interval for a file another process writes
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out
+    # Nothing left behind: the port is free again and no process of this work dir survives.
+    leftovers = subprocess.run(["pgrep", "-f", str(wd)], capture_output=True, text=True).stdout.split()
+    assert leftovers == []
+    with sqlite3.connect(wd / "duet.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+    # Again with the same run: the trainer resumes from its last published checkpoint.
+    out2 = subprocess.run(
+        [*argv, "--max_steps", "40", "--save_steps", "10"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out2.returncode == 0, out2.stdout[-4000:] + out2.stderr[-4000:]
+    srv = ledger_factory(
+        token="e2e-token",
+        admin_token="e2e-admin",
+        checkpoint_root=wd,
+        env={
+            "DUET_DB_URL": f"sqlite:///{wd / 'duet.db'}",
+            "DUET_WANDB_DIR": str(wd / "wandb"),
+            "WANDB_DIR": str(wd / "wandb"),
+        },
+    )
+    c = srv.client()
+    assert [r.name for r in c.list_runs()] == ["cc"]
+    steps = [j.step for j in c.list_jobs(run="cc")]
+    assert len(steps) == len(set(steps)), "a checkpoint was evaluated twice"
+    assert {0, 10, 40} <= set(steps)
+    assert "resumed from" in (wd / "logs" / "trainer-cc.log").read_text()
