@@ -66,8 +66,11 @@ def test_two_gpu_assignment_volumes_and_health_ordering():
     assert volume_targets(svc["api"])["/data/db"][0] == "db"
     assert volume_targets(svc["api"])["/data/wandb"][0] == "wandb"
     assert {"checkpoints", "db", "wandb"} <= set(cfg["volumes"])
-    # The api's checkpoint root is where the others mount the checkpoints.
-    assert svc["api"]["environment"]["DUET_CHECKPOINT_ROOT"] == "/data/checkpoints"
+    # The api's checkpoint root covers the checkpoints and the base model in the HF cache.
+    assert svc["api"]["environment"]["DUET_CHECKPOINT_ROOT"] == "/data"
+    assert volume_targets(svc["api"])["/data/hf-cache"] == ("hf-cache", True)
+    assert volume_targets(svc["evaluator"])["/data/hf-cache"][0] == "hf-cache"
+    assert svc["evaluator"]["command"][-2:] == ["--base-model", "Qwen/Qwen2.5-Math-1.5B"]
 
     assert "healthcheck" in svc["api"]
     for name in ("trainer", "evaluator"):
@@ -110,3 +113,15 @@ def test_missing_token_is_a_clear_error(tmp_path):
     )
     assert out.returncode != 0
     assert "DUET_API_TOKEN" in out.stderr
+
+
+def test_evaluator_env_names_are_worker_settings():
+    """A typo in a DUET_WORKER_* name would be ignored silently by pydantic-settings."""
+    from eval_service.worker.config import WorkerSettings
+
+    for files in (("compose.yaml",), ("compose.yaml", "compose.single-gpu.yaml")):
+        for name, svc in compose_config(*files)["services"].items():
+            for key in svc.get("environment", {}):
+                if key.startswith("DUET_WORKER_"):
+                    field = key.removeprefix("DUET_WORKER_").lower()
+                    assert field in WorkerSettings.model_fields, f"{name}: {key} is not a worker setting"

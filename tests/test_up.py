@@ -45,16 +45,9 @@ def run_up(workdir: Path, *args: str, timeout: float = 900) -> subprocess.Comple
     )
 
 
-def test_duet_up_scores_every_checkpoint_once_and_aligns_wandb(tmp_path, ledger_factory):
-    wd = tmp_path / "duet"
-    out = run_up(
-        wd, "--run", "e2e", "--limit", "40", "--max_steps", "30", "--save_steps", "10", "--logging_steps", "5"
-    )
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    assert "Checkpoint scores" in out.stdout and "best checkpoint: step" in out.stdout
-
-    # Query what `duet up` left behind through a fresh ledger on the same database.
-    srv = ledger_factory(
+def ledger_on(ledger_factory, wd: Path):
+    """A fresh ledger server on the database and W&B files a finished `duet up` left in `wd`."""
+    return ledger_factory(
         token="e2e-token",
         admin_token="e2e-admin",
         checkpoint_root=wd,
@@ -64,7 +57,18 @@ def test_duet_up_scores_every_checkpoint_once_and_aligns_wandb(tmp_path, ledger_
             "WANDB_DIR": str(wd / "wandb"),
         },
     )
-    c = srv.client()
+
+
+def test_duet_up_scores_every_checkpoint_once_and_aligns_wandb(tmp_path, ledger_factory):
+    wd = tmp_path / "duet"
+    out = run_up(
+        wd, "--run", "e2e", "--limit", "40", "--max_steps", "30", "--save_steps", "10", "--logging_steps", "5"
+    )
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    assert "Checkpoint scores" in out.stdout and "best checkpoint: step" in out.stdout
+
+    # Query what `duet up` left behind through a fresh ledger on the same database.
+    c = ledger_on(ledger_factory, wd).client()
     published = sorted(
         int(d.name.split("-")[1])
         for d in (wd / "checkpoints" / "e2e").glob("checkpoint-*")
@@ -172,17 +176,7 @@ def test_ctrl_c_stops_everything_and_the_run_continues(tmp_path, ledger_factory)
         timeout=600,
     )
     assert out2.returncode == 0, out2.stdout[-4000:] + out2.stderr[-4000:]
-    srv = ledger_factory(
-        token="e2e-token",
-        admin_token="e2e-admin",
-        checkpoint_root=wd,
-        env={
-            "DUET_DB_URL": f"sqlite:///{wd / 'duet.db'}",
-            "DUET_WANDB_DIR": str(wd / "wandb"),
-            "WANDB_DIR": str(wd / "wandb"),
-        },
-    )
-    c = srv.client()
+    c = ledger_on(ledger_factory, wd).client()
     assert [r.name for r in c.list_runs()] == ["cc"]
     steps = [j.step for j in c.list_jobs(run="cc")]
     assert len(steps) == len(set(steps)), "a checkpoint was evaluated twice"

@@ -24,6 +24,26 @@ def build_spec(s: WorkerSettings) -> EvalSpec:
     return EvalSpec(task=s.task, limit=s.limit, sampling=sampling, grader_version=GRADER_VERSION)
 
 
+# Files inference needs from a hub snapshot (no optimizer state, no pickles).
+_SNAPSHOT_FILES = ["*.json", "*.safetensors", "*.jinja", "tokenizer*", "*.txt", "*.model"]
+
+
+def resolve_base_model(ref: Path) -> Path:
+    """A local model dir as is; a hub id (`Qwen/Qwen2.5-Math-1.5B`) fetched into the HF cache, so
+    the baseline row and LoRA adapters work on hosts that only know the model by name."""
+    if (ref / "config.json").is_file():
+        return ref.resolve()
+    text = str(ref)
+    if ref.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise ValueError(f"--base-model {text}: no config.json there (and not a hub id like 'org/name')")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(text, allow_patterns=_SNAPSHOT_FILES))
+    except Exception as e:  # offline, gated, missing: all end the same way for the user
+        raise ValueError(f"--base-model {text}: cannot fetch it from the hub: {type(e).__name__}: {e}") from e
+
+
 def run_worker(s: WorkerSettings) -> int:
     """Run until SIGTERM/SIGINT (or until idle with exit_when_idle). Returns the exit code."""
     from eval_service.worker.engine import make_backend
@@ -35,9 +55,12 @@ def run_worker(s: WorkerSettings) -> int:
     if s.watch is not None and not s.run:
         log.error("--watch needs --run (the run the checkpoints belong to)")
         return 2
-    if s.base_model is not None and not (Path(s.base_model) / "config.json").is_file():
-        log.error("--base-model %s: no config.json there", s.base_model)
-        return 2
+    if s.base_model is not None:
+        try:
+            s = s.model_copy(update={"base_model": resolve_base_model(Path(s.base_model))})
+        except ValueError as e:
+            log.error("%s", e)
+            return 2
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
