@@ -52,15 +52,22 @@ class Service:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, timeout: float = 30.0) -> None:
-        if not self.running():
+        if self.proc is None:
             return
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGTERM)
+        # SIGTERM to the service itself, not its group: the worker must stop its own engine
+        # processes after releasing its job; killing those first would fail the job.
+        if self.running():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Then nothing of the service may outlive it (stuck service, orphaned engine processes).
         try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
 
     def tail(self, n: int = 15) -> str:
         try:

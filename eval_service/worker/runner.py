@@ -150,12 +150,18 @@ class JobRunner:
             except CheckpointError as e:
                 self._fail(lease, str(e), retryable=False)
                 return
-            except LoadError as e:
-                self._fail(lease, f"checkpoint failed to load: {e}", retryable=False)
-                recover = True
             except Exception as e:
-                log.exception("job %d failed", job.id)
-                self._fail(lease, f"{type(e).__name__}: {e}\n{traceback.format_exc()}", retryable=True)
+                if self.stop.is_set():
+                    # Shutting down: a Ctrl-C in a terminal also reaches vLLM's engine processes, so
+                    # whatever broke is not the checkpoint's fault. Hand the job back untouched.
+                    log.warning("job %d interrupted by shutdown (%s); releasing it", job.id, e)
+                    self._release(lease)
+                    return
+                if isinstance(e, LoadError):
+                    self._fail(lease, f"checkpoint failed to load: {e}", retryable=False)
+                else:
+                    log.exception("job %d failed", job.id)
+                    self._fail(lease, f"{type(e).__name__}: {e}\n{traceback.format_exc()}", retryable=True)
                 recover = True
             else:
                 self.post_complete(job.id, body)

@@ -15,6 +15,7 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from eval_service.worker.config import WorkerSettings
 from shared.checkpoint import (
@@ -76,6 +77,7 @@ class CheckpointWatcher:
         self._warned: set[tuple[Path, str]] = set()
         self._marker_mode = False  # becomes True once any checkpoint under the root has our marker
         self._wake = threading.Event()
+        self._marker_event = threading.Event()  # a duet marker appeared: nothing left to wait for
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer = None
@@ -200,7 +202,9 @@ class CheckpointWatcher:
             timeout = self.s.rescan_interval_s if not self._last_sig else max(self.s.settle_s, 0.2)
             if self._wake.wait(timeout):
                 self._wake.clear()
-                self._stop.wait(self.s.settle_s)  # debounce a burst of file events
+                if not self._marker_event.is_set():
+                    self._stop.wait(self.s.settle_s)  # debounce a burst of file events
+                self._marker_event.clear()
             if self._stop.is_set():
                 break
             due = time.monotonic() >= next_reconcile
@@ -213,10 +217,13 @@ class CheckpointWatcher:
             from watchdog.events import FileSystemEventHandler
             from watchdog.observers import Observer
 
-            wake = self._wake
+            wake, marker_event = self._wake, self._marker_event
 
             class _Hint(FileSystemEventHandler):
-                def on_any_event(self, event: object) -> None:
+                def on_any_event(self, event: Any) -> None:
+                    # The trainer renames the marker into place last, so its event ends the burst.
+                    if str(getattr(event, "dest_path", "") or event.src_path).endswith(MARKER_NAME):
+                        marker_event.set()
                     wake.set()
 
             self.root.mkdir(parents=True, exist_ok=True)
