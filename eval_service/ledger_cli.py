@@ -70,15 +70,6 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     Console().print(t)
 
 
-def _metric_table(title: str, rows: list) -> None:
-    keys = sorted({k for r in rows for k in r.metrics})
-    _table(
-        title,
-        ["ckpt", "step", *keys, "path"],
-        [[r.checkpoint_id, r.step, *[r.metrics.get(k) for k in keys], r.path] for r in rows],
-    )
-
-
 def register(app: typer.Typer) -> None:
     cmd: Callable = app.command
 
@@ -106,7 +97,10 @@ def register(app: typer.Typer) -> None:
         _table(
             "runs",
             ["id", "name", "primary task", "base model", "wandb id", "created"],
-            [[r.id, r.name, r.primary_task, r.base_model, r.wandb_run_id, r.created_at] for r in data],
+            [
+                [r.id, r.name, r.primary_task, r.base_model, r.wandb_run_id, f"{r.created_at:%Y-%m-%d %H:%M}"]
+                for r in data
+            ],
         )
 
     @cmd()
@@ -120,7 +114,11 @@ def register(app: typer.Typer) -> None:
             data = c.scores(run, task=task)
         if as_json:
             return _dump(data)
-        _metric_table(f"scores of {run}", data)
+        from rich.console import Console
+
+        from shared.tables import scores_table
+
+        Console().print(scores_table(data, title=f"scores of {run}"))
 
     @cmd()
     def best(
@@ -137,7 +135,12 @@ def register(app: typer.Typer) -> None:
             data = c.best(run, metric, mode, task)  # type: ignore[arg-type]
         if as_json:
             return _dump(data)
-        _metric_table(f"best of {run} by {data.metric} ({data.mode})", [data.row])
+        from rich.console import Console
+
+        from shared.tables import metrics_table
+
+        Console().print(metrics_table(data.row, title=f"best of {run} by {data.metric} ({data.mode})"))
+        typer.echo(f"step {data.row.step}, checkpoint {data.row.checkpoint_id}: {data.row.path}")
 
     @cmd()
     def compare(

@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from shared.tables import scores_table
+
 # Wide enough for the scores table when stdout is a file or a pipe (rich assumes 80 columns there).
 console = Console(width=None if sys.stdout.isatty() else 160)
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,33 +113,6 @@ def port_free(host: str, port: int) -> bool:
 
 def duet_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "shared.cli", *args]
-
-
-def scores_table(rows: list, best_step: int | None) -> Table:
-    t = Table(title="Checkpoint scores")
-    cols = [
-        ("step", None),
-        ("accuracy", "eval/accuracy"),
-        ("format acc", "eval/format_accuracy"),
-        ("wrong ans", "eval/wrong_answer_rate"),
-        ("format fail", "eval/format_failure_rate"),
-        ("truncated", "eval/truncation_rate"),
-        ("mean len", "eval/mean_length"),
-    ]
-    for name, _ in cols:
-        t.add_column(name, justify="right")
-    t.add_column("failure breakdown")
-    for r in rows:
-        m = r.metrics
-        cells = [str(r.step) + (" *" if r.step == best_step else "")]
-        cells += [
-            f"{m[k]:.3f}" if k in m and "len" not in k else (f"{m[k]:.1f}" if k in m else "-")
-            for _, k in cols[1:]
-        ]
-        fails = {k.split("/", 2)[-1]: v for k, v in m.items() if k.startswith("eval/fail/") and v > 0}
-        cells.append(", ".join(f"{k} {v:.2f}" for k, v in sorted(fails.items())) or "-")
-        t.add_row(*cells)
-    return t
 
 
 def up(
@@ -366,7 +341,7 @@ def _all_scored(client, run: str, ckpts: Path) -> bool:
 def _final_report(client, run: str, workdir: Path, env: dict[str, str]) -> None:
     rows = client.scores(run)
     best = client.best(run, metric="eval/accuracy") if rows else None
-    console.print(scores_table(rows, best.row.step if best else None))
+    console.print(scores_table(rows, best_step=best.row.step if best else None))
     if best:
         base = next((r for r in rows if r.step == 0), None)
         base_acc = f"{base.metrics.get('eval/accuracy', float('nan')):.3f}" if base else "n/a"

@@ -19,6 +19,7 @@ from tests.fixtures.ledger import REPO
 def cli(ledger, monkeypatch):
     monkeypatch.setenv("DUET_API_URL", ledger.url)
     monkeypatch.setenv("DUET_API_TOKEN", ledger.token)
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables at a terminal's width, not squeezed to 80
     app = typer.Typer()
     register(app)
     runner = CliRunner()
@@ -74,7 +75,12 @@ def test_cli_enqueue_jobs_scores_best_compare_samples_cancel(cli, ledger):
 
     rows = json.loads(cli("scores", "run1", "--json").output)
     assert [(r["step"], r["metrics"]["eval/accuracy"]) for r in rows] == [(10, 0.25), (20, 0.5)]
-    assert "eval/accuracy" in cli("scores", "run1").output
+    table = cli("scores", "run1").output.splitlines()
+    assert "accuracy" in next(line for line in table if "step" in line)
+    cells = [[c.strip() for c in line.split("│")[2:4]] for line in table if line.startswith("│")]
+    assert cells == [["10", "0.250"], ["20", "0.500"]]  # step and accuracy columns
+    shown = cli("best", "run1", "--metric", "eval/accuracy").output
+    assert "│ eval/accuracy" in shown and "step 20, checkpoint" in shown
     best = json.loads(cli("best", "run1", "--metric", "eval/accuracy", "--json").output)
     assert best["row"]["step"] == 20
     worst = json.loads(cli("best", "run1", "--metric", "eval/accuracy", "--mode", "min", "--json").output)
