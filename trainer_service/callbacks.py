@@ -1,13 +1,17 @@
 """DuetCallback: publishes each saved checkpoint (marker) and forwards train logs to the reporter.
 
-Nothing here touches the network: the reporter's thread does (and runs retention)."""
+Nothing here blocks the training loop on the network (the reporter's thread does that, and runs
+retention) or on hashing: a checkpoint of a 1.5B model is gigabytes to sha256, so markers are
+written by one background thread, in save order, right after the Trainer finished the directory."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import signal
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +21,7 @@ from shared.checkpoint import write_marker
 from trainer_service.reporter import Reporter
 
 FAULT_ENV = "DUET_FAULT_KILL_IN_SAVE"
+log = logging.getLogger("duet.trainer")
 
 
 def fault_kill_step() -> int | None:
@@ -50,6 +55,8 @@ class DuetCallback(TrainerCallback):
         self.published: list[Path] = []
         self._last_loss: float | None = None
         self._tokens_at: tuple[float, float] | None = None  # (num_tokens, perf_counter) at last log
+        self._publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duet-publish")
+        self._pending: list[Future] = []
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._tokens_at = None
@@ -83,19 +90,33 @@ class DuetCallback(TrainerCallback):
             return
         # Trainer calls on_save after weights, tokenizer, optimizer and trainer_state are written.
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        job = self._publisher.submit(self._publish, ckpt, state.global_step, state.epoch, self._last_loss)
+        self._pending.append(job)
+
+    def _publish(self, ckpt: Path, step: int, epoch: float | None, loss: float | None) -> None:
         marker = write_marker(
             ckpt,
             run=self.run_name,
-            step=state.global_step,
+            step=step,
             kind=self.kind,
-            epoch=state.epoch,
+            epoch=epoch,
             base_model=self.base_model,
-            train_loss=self._last_loss,
+            train_loss=loss,
         )
         self.published.append(ckpt)
         if self.reporter is not None:
-            self.reporter.checkpoint(
-                self.run_name, state.global_step, ckpt.resolve(), self.kind, marker.fingerprint()
-            )
+            self.reporter.checkpoint(self.run_name, step, ckpt.resolve(), self.kind, marker.fingerprint())
             for fn in self.after_save:
                 self.reporter.call(fn)
+
+    def close(self) -> None:
+        """Wait until every saved checkpoint is published; a failure is logged, never raised, so
+        that training results are still reported (that checkpoint just stays unpublished)."""
+        self._publisher.shutdown(wait=True)
+        for job in self._pending:
+            if job.exception() is not None:
+                log.error("publishing a checkpoint failed: %s", job.exception())
+        self._pending.clear()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.close()

@@ -293,6 +293,7 @@ def train(
         global_step = trainer.state.global_step
         history = list(trainer.state.log_history)
     finally:
+        callback.close()  # markers first: the reporter then has every checkpoint to register
         summary = reporter.close(cfg.reporter_flush_timeout_s) if reporter is not None else None
 
     result = TrainResult(
