@@ -202,8 +202,8 @@ class CheckpointWatcher:
             timeout = self.s.rescan_interval_s if not self._last_sig else max(self.s.settle_s, 0.2)
             if self._wake.wait(timeout):
                 self._wake.clear()
-                if not self._marker_event.is_set():
-                    self._stop.wait(self.s.settle_s)  # debounce a burst of file events
+                # Debounce a burst of file events; the marker, renamed into place last, ends it at once.
+                self._marker_event.wait(self.s.settle_s)
                 self._marker_event.clear()
             if self._stop.is_set():
                 break
@@ -236,6 +236,7 @@ class CheckpointWatcher:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._marker_event.set()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)
