@@ -13,8 +13,6 @@ from shared.checkpoint import MARKER_NAME
 from tests.fixtures.ledger import REPO, free_port
 from tests.fixtures.wandb_files import read_offline_history
 
-pytestmark = pytest.mark.slow
-
 
 def run_up(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     env = {
@@ -59,6 +57,7 @@ def ledger_on(ledger_factory, wd: Path):
     )
 
 
+@pytest.mark.slow
 def test_duet_up_scores_every_checkpoint_once_and_aligns_wandb(tmp_path, ledger_factory):
     wd = tmp_path / "duet"
     out = run_up(
@@ -115,6 +114,7 @@ def test_duet_up_reports_a_port_in_use(tmp_path, ledger):
     assert "Traceback" not in out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_everything_and_the_run_continues(tmp_path, ledger_factory):
     import signal
     import sqlite3
@@ -185,3 +185,28 @@ def test_ctrl_c_stops_everything_and_the_run_continues(tmp_path, ledger_factory)
     assert len(steps) == len(set(steps)), "a checkpoint was evaluated twice"
     assert {0, 10, 40} <= set(steps)
     assert "resumed from" in (wd / "logs" / "trainer-cc.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "no/such.yaml"], "config file no/such.yaml not found"),
+        (["--workdir", "{file}/sub"], "cannot create work directory"),
+    ],
+)
+def test_duet_up_setup_errors_are_one_line(tmp_path, args, message):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    argv = [a.replace("{file}", str(blocker)) for a in args]
+    if "--workdir" not in argv:
+        argv += ["--workdir", str(tmp_path / "wd")]
+    out = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "up", "--port", str(free_port()), *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    assert message in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
