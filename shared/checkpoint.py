@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import tempfile
 from datetime import UTC, datetime
@@ -40,6 +41,9 @@ EVAL_FILE_PATTERNS = (
     "merges.txt",
     "tokenizer.model",
 )
+
+
+_HF_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
 class CheckpointError(Exception):
@@ -260,3 +264,29 @@ def content_fingerprint(ckpt_dir: Path) -> str:
     for p in sorted(Path(ckpt_dir).glob("*.safetensors")):
         h.update(f"{p.name}:{sha256_file(p)}\n".encode())
     return h.hexdigest()[:32]
+
+
+def checkpoint_step(path: Path | str) -> int | None:
+    """N for a directory named `checkpoint-N` (what HF/TRL trainers write), else None."""
+    m = _HF_CHECKPOINT.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def published_checkpoints(output_dir: Path | str) -> list[tuple[int, Path]]:
+    """(step, dir) of every `checkpoint-N` under `output_dir` with a readable marker, by step.
+    Directories without one may be mid-save: callers must leave them alone."""
+    out: list[tuple[int, Path]] = []
+    root = Path(output_dir)
+    if not root.is_dir():
+        return out
+    for d in root.iterdir():
+        step = checkpoint_step(d)
+        if step is None or not d.is_dir():
+            continue
+        try:
+            if read_marker(d) is None:
+                continue
+        except CheckpointError:
+            continue
+        out.append((step, d))
+    return sorted(out)

@@ -235,7 +235,6 @@ def _up(
         logs / f"trainer-{run}.log",
         env,
     )
-    services = [api, worker, trainer]
     interrupted = False
 
     def on_sigint(signum: int, frame: object) -> None:
@@ -279,7 +278,7 @@ def _up(
         if interrupted:
             console.print("stopping (Ctrl-C)…")
             return 130
-        _final_report(client, run, workdir, env)
+        _final_report(client, run, workdir)
         return 0
     except (LedgerUnavailable, LedgerError) as e:
         raise UpError(f"ledger API problem: {e}") from None
@@ -288,7 +287,6 @@ def _up(
             svc.stop()
         client.close()
         signal.signal(signal.SIGINT, previous)
-        del services
 
 
 def _wait_healthy(api: Service, client, deadline_s: float = 60.0) -> None:
@@ -327,18 +325,16 @@ def _poll(client, run: str, p: Progress) -> None:
 
 def _all_scored(client, run: str, ckpts: Path) -> bool:
     """Every published checkpoint (marker present) plus the baseline has a finished job."""
-    from shared.checkpoint import MARKER_NAME
+    from shared.checkpoint import published_checkpoints
 
-    published = {
-        int(d.name.rsplit("-", 1)[1]) for d in ckpts.glob("checkpoint-*") if (d / MARKER_NAME).is_file()
-    }
+    published = {step for step, _ in published_checkpoints(ckpts)}
     jobs = client.list_jobs(run=run)
     finished = {j.step for j in jobs if j.status.value in ("done", "dead", "cancelled")}
     pending = any(j.status.value in ("queued", "leased") for j in jobs)
     return not pending and 0 in finished and published <= finished
 
 
-def _final_report(client, run: str, workdir: Path, env: dict[str, str]) -> None:
+def _final_report(client, run: str, workdir: Path) -> None:
     rows = client.scores(run)
     best = client.best(run, metric="eval/accuracy") if rows else None
     console.print(scores_table(rows, best_step=best.row.step if best else None))

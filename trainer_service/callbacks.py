@@ -52,7 +52,6 @@ class DuetCallback(TrainerCallback):
         self.base_model = base_model
         self.reporter = reporter
         self.after_save = after_save or []  # callables(client) run on the reporter thread (retention)
-        self.published: list[Path] = []
         self._last_loss: float | None = None
         self._tokens_at: tuple[float, float] | None = None  # (num_tokens, perf_counter) at last log
         self._publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duet-publish")
@@ -103,7 +102,6 @@ class DuetCallback(TrainerCallback):
             base_model=self.base_model,
             train_loss=loss,
         )
-        self.published.append(ckpt)
         if self.reporter is not None:
             self.reporter.checkpoint(self.run_name, step, ckpt.resolve(), self.kind, marker.fingerprint())
             for fn in self.after_save:

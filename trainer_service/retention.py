@@ -4,38 +4,16 @@ eval is not finished. It asks the ledger; when the ledger cannot be asked it del
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.checkpoint import CheckpointError, read_marker
+from shared.checkpoint import published_checkpoints
 from shared.client import LedgerClient, LedgerError, LedgerUnavailable
 from shared.schemas import ScoreRow
 from trainer_service.config import RetentionSettings
 
 log = logging.getLogger("duet.trainer")
-
-_CKPT = re.compile(r"^checkpoint-(\d+)$")
-
-
-def published_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
-    """`checkpoint-N` dirs that carry a readable duet marker, by step. Dirs without one are never
-    touched: they may be mid-save."""
-    out = []
-    if not Path(output_dir).is_dir():
-        return out
-    for d in Path(output_dir).iterdir():
-        m = _CKPT.match(d.name)
-        if not m or not d.is_dir():
-            continue
-        try:
-            if read_marker(d) is None:
-                continue
-        except CheckpointError:
-            continue
-        out.append((int(m.group(1)), d))
-    return sorted(out)
 
 
 @dataclass

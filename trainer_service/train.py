@@ -13,9 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.checkpoint import MARKER_NAME, CheckpointError, read_marker, verify_marker
+from shared.checkpoint import (
+    MARKER_NAME,
+    CheckpointError,
+    checkpoint_step,
+    published_checkpoints,
+    read_marker,
+    verify_marker,
+)
 from trainer_service.config import ConfigError, TrainConfig
-from trainer_service.retention import _CKPT, apply_retention, published_checkpoints
+from trainer_service.retention import apply_retention
 
 log = logging.getLogger("duet.trainer")
 
@@ -63,8 +70,8 @@ def remove_unpublished_after(output_dir: Path, step: int) -> list[Path]:
     the resumed run will write again."""
     removed = []
     for d in Path(output_dir).iterdir():
-        m = _CKPT.match(d.name)
-        if m and int(m.group(1)) > step and not (d / MARKER_NAME).is_file():
+        n = checkpoint_step(d)
+        if n is not None and n > step and not (d / MARKER_NAME).is_file():
             shutil.rmtree(d)
             removed.append(d)
     return removed
@@ -245,7 +252,7 @@ def train(
         if resume_from is None:
             log.warning("--resume: no published checkpoint in %s; starting from scratch", output_dir)
         else:
-            step = int(_CKPT.match(resume_from.name).group(1))
+            step = checkpoint_step(resume_from)
             for d in remove_unpublished_after(output_dir, step):
                 log.warning("removed half-written %s (no %s)", d, MARKER_NAME)
             log.info("resuming from %s", resume_from)

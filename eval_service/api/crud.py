@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -266,11 +265,8 @@ def list_checkpoints(s: Session, run_ref: str) -> list[Checkpoint]:
     return list(s.exec(select(Checkpoint).where(Checkpoint.run_id == run.id).order_by(Checkpoint.step)))
 
 
-_STEP_RE = re.compile(r"checkpoint-(\d+)$")
-
-
 def _checkpoint_from_path(s: Session, settings: ServerSettings, body: S.JobCreate) -> Checkpoint:
-    from shared.checkpoint import CheckpointError, detect_kind, read_marker
+    from shared.checkpoint import CheckpointError, checkpoint_step, detect_kind, read_marker
 
     real = resolve_checkpoint_path(settings, body.path or "")
     if not os.path.isdir(real):
@@ -284,8 +280,9 @@ def _checkpoint_from_path(s: Session, settings: ServerSettings, body: S.JobCreat
         raise Invalid("run", "give the run to register this checkpoint under (no duet marker names one)")
     step = body.step
     if step is None:
-        m = _STEP_RE.search(os.path.basename(real))
-        step = int(m.group(1)) if m else (marker.step if marker else None)
+        step = checkpoint_step(real)
+        if step is None and marker is not None:
+            step = marker.step
     if step is None:
         raise Invalid("step", f"cannot tell the step of {body.path!r}: give it (no checkpoint-N, no marker)")
     try:

@@ -118,3 +118,17 @@ def test_fingerprint_tracks_weights_not_metadata(tmp_path):
     assert detect_kind(a) == "full"
     sig = stat_signature(a)
     assert stat_signature(a) == sig
+
+
+def test_published_checkpoints_are_marked_checkpoint_dirs_by_step(tmp_path):
+    from shared.checkpoint import checkpoint_step, published_checkpoints
+
+    for step in (20, 3, 100):
+        write_marker(make_ckpt(tmp_path / f"checkpoint-{step}", seed=step), run="r", step=step)
+    make_ckpt(tmp_path / "checkpoint-200")  # mid-save: no marker yet
+    write_marker(make_ckpt(tmp_path / "ckpt-7"), run="r", step=7)  # not a trainer's checkpoint-N name
+    (tmp_path / "checkpoint-300").write_text("a file, not a dir")
+    assert [s for s, _ in published_checkpoints(tmp_path)] == [3, 20, 100]
+    assert published_checkpoints(tmp_path / "missing") == []
+    assert checkpoint_step("/x/checkpoint-42") == 42
+    assert checkpoint_step("/x/checkpoint-42-tmp") is None

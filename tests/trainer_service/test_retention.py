@@ -6,10 +6,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from shared.checkpoint import write_marker
+from shared.checkpoint import published_checkpoints, write_marker
 from shared.schemas import CheckpointCreate, CompleteRequest, EvalSpec
 from trainer_service.config import RetentionSettings
-from trainer_service.retention import apply_retention, plan_retention, published_checkpoints
+from trainer_service.retention import apply_retention, plan_retention
 
 
 def _publish(root: Path, step: int, model: Path) -> Path:
