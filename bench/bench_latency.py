@@ -55,7 +55,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "shared.cli",
+            "cli",
             "worker",
             "--watch",
             str(ckdir),

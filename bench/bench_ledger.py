@@ -26,9 +26,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from eval_service.api import crud  # noqa: E402
 from eval_service.api.core.config import ServerSettings  # noqa: E402
 from eval_service.api.core.db import Database  # noqa: E402
+from eval_service.api.crud import runs  # noqa: E402
 from eval_service.api.models import Checkpoint, EvalJob, EvalResult, TrainMetric, utcnow  # noqa: E402
 from shared.schemas import EvalSpec, RunCreate  # noqa: E402
 
@@ -40,7 +40,7 @@ def seed(db: Database, n_ckpt: int, n_rows: int, root: Path) -> None:
     spec = EvalSpec(task="arith")
     now = utcnow()
     with db.write() as s:
-        run = crud.create_run(s, RunCreate(name="big", primary_task="arith"))
+        run = runs.create_run(s, RunCreate(name="big", primary_task="arith"))
         run_id = run.id
     ckpt_t, job_t, res_t = (m.__table__ for m in (Checkpoint, EvalJob, EvalResult))  # type: ignore[attr-defined]
     with db.write() as s:
@@ -135,7 +135,10 @@ def main() -> None:
     }
     log = open(work / "server.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "eval_service.api", "--port", str(port)], env=env, stdout=log, stderr=log
+        [sys.executable, "-c", f"from eval_service.api.serve import serve; serve(port={port})"],
+        env=env,
+        stdout=log,
+        stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -28,7 +28,7 @@ def run_arm(arm: str, model: Path, out: Path, args: argparse.Namespace, ledger) 
     from trainer_service.config import load_config
 
     cfg = load_config(
-        REPO / "configs/tiny.yaml",
+        REPO / "cli/configs/tiny.yaml",
         dict(
             model=str(model),
             output_dir=str(out),

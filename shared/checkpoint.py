@@ -43,7 +43,11 @@ EVAL_FILE_PATTERNS = (
 )
 
 
-_HF_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# `checkpoint-N` is what HF/TRL trainers (ours included) write; other trainers end names in `step-N`,
+# `ckpt_N`, `checkpoint5`, ... The trainer deletes and resumes only its own names (strict); the worker
+# evaluates any trainer's (lenient).
+_STRICT_STEP_NAME = re.compile(r"^checkpoint-(\d+)$")
+_LENIENT_STEP_NAME = re.compile(r"(?:checkpoint|step|ckpt)[-_]?(\d+)$")
 
 
 class CheckpointError(Exception):
@@ -65,6 +69,8 @@ class CheckpointMarker(BaseModel):
     base_model: str | None = None
     files: list[FileEntry]
     train_loss: float | None = None
+    # The training stage that wrote it ("sft", "grpo"); None in markers written before stages existed.
+    algorithm: str | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def fingerprint(self) -> str:
@@ -113,6 +119,7 @@ def write_marker(
     epoch: float | None = None,
     base_model: str | None = None,
     train_loss: float | None = None,
+    algorithm: str | None = None,
 ) -> CheckpointMarker:
     """Hash and fsync every eval file, then publish the marker via temp file + fsync + os.replace."""
     ckpt_dir = Path(ckpt_dir)
@@ -131,6 +138,7 @@ def write_marker(
         base_model=base_model,
         files=entries,
         train_loss=train_loss,
+        algorithm=algorithm,
     )
     fd, tmp = tempfile.mkstemp(prefix=".duet_marker.", dir=ckpt_dir)
     try:
@@ -216,10 +224,10 @@ def check_hf_checkpoint(ckpt_dir: Path) -> None:
             shards = [ckpt_dir / n for n in sorted(names)]
         else:
             shards = [ckpt_dir / "model.safetensors"]
-    for s in shards:
-        if not s.is_file():
-            raise CheckpointError(f"{s}: missing weights shard")
-        read_safetensors_header(s)
+    for shard in shards:
+        if not shard.is_file():
+            raise CheckpointError(f"{shard}: missing weights shard")
+        read_safetensors_header(shard)
 
 
 def check_safe_to_load(ckpt_dir: Path) -> None:
@@ -266,9 +274,14 @@ def content_fingerprint(ckpt_dir: Path) -> str:
     return h.hexdigest()[:32]
 
 
-def checkpoint_step(path: Path | str) -> int | None:
-    """N for a directory named `checkpoint-N` (what HF/TRL trainers write), else None."""
-    m = _HF_CHECKPOINT.match(Path(path).name)
+def checkpoint_step(path: Path | str, *, strict: bool = True) -> int | None:
+    """The step N a checkpoint directory's name carries, else None.
+
+    strict: only `checkpoint-N` exactly (directories a HF/TRL trainer owns, safe to delete or resume
+    from). Not strict: also names other trainers write that end in `step-N`, `ckpt_N`, `checkpointN`.
+    """
+    pattern = _STRICT_STEP_NAME if strict else _LENIENT_STEP_NAME
+    m = pattern.search(Path(path).name)
     return int(m.group(1)) if m else None
 
 

@@ -1,7 +1,9 @@
 """Typed HTTP client for the ledger API, used by the worker, the trainer and the CLI.
 
 Transient failures (connection refused, timeouts, 5xx, 429) are retried with backoff; a client
-error is raised at once as a `LedgerError` carrying the server's message.
+error is raised at once as a `LedgerError` carrying the server's message. Every error this client
+raises is a `DuetClientError`: `LedgerUnavailable` (not reachable) or `LedgerError` (answered
+with an error; `AuthError` and `StaleAttempt` are kinds of it).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from shared.schemas import (
     IngestResult,
     JobCreate,
     JobRead,
+    JobStatus,
     Lease,
+    RegradeRequest,
     ReleaseRequest,
     ResultRead,
     RunCreate,
@@ -48,12 +52,20 @@ from shared.schemas import (
 M = TypeVar("M", bound=BaseModel)
 
 
-class LedgerError(Exception):
+class DuetClientError(Exception):
+    """Root of every error the ledger client raises: catch this for "the ledger call did not work"."""
+
+
+class LedgerUnavailable(DuetClientError):
+    """The ledger could not be reached (after retries)."""
+
+
+class LedgerError(DuetClientError):
     """The ledger answered with an error status."""
 
     def __init__(self, status: int, detail: Any, method: str = "", url: str = ""):
         self.status, self.detail = status, detail
-        super().__init__(f"{method} {url} -> {status}: {_detail_text(detail)}")
+        super().__init__(f"{method} {url} -> {status}: {_render_detail(detail)}")
 
 
 class AuthError(LedgerError):
@@ -64,11 +76,12 @@ class StaleAttempt(LedgerError):
     """409 on a worker write: the lease passed to a newer attempt; drop this attempt's work."""
 
 
-class LedgerUnavailable(Exception):
-    """The ledger could not be reached (after retries)."""
+def error_detail(error: LedgerError) -> str:
+    """The server's message of `error` as one line; a validation error names each bad field."""
+    return _render_detail(error.detail)
 
 
-def _detail_text(detail: Any) -> str:
+def _render_detail(detail: Any) -> str:
     if isinstance(detail, list):  # FastAPI validation errors: name the field
         parts = []
         for err in detail:
@@ -79,6 +92,10 @@ def _detail_text(detail: Any) -> str:
                 parts.append(str(err))
         return "; ".join(parts)
     return str(detail)
+
+
+# Compatibility for the CLI until it calls `error_detail(e)`; remove once nothing imports it.
+_detail_text = _render_detail
 
 
 def _transient(exc: BaseException) -> bool:
@@ -97,12 +114,14 @@ class LedgerClient:
         retry_for_s: float = 30.0,
         settings: ClientSettings | None = None,
     ):
-        s = settings or ClientSettings()
-        self.base_url = (base_url or s.api_url).rstrip("/")
-        self.token = token if token is not None else s.api_token
+        settings = settings or ClientSettings()
+        self.base_url = (base_url or settings.api_url).rstrip("/")
+        self.token = token if token is not None else settings.api_token
         self.retry_for_s = retry_for_s
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout or s.timeout_s)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout or settings.timeout_s
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -143,8 +162,8 @@ class LedgerClient:
         except httpx.TransportError as e:
             raise LedgerUnavailable(f"ledger at {self.base_url} is unreachable: {e}") from e
 
-    def _post(self, path: str, body: BaseModel | dict | None, out: type[M] | None) -> Any:
-        payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    def _post(self, path: str, body: BaseModel | None, out: type[M] | None) -> Any:
+        payload = body.model_dump(mode="json") if body is not None else None
         data = self.request("POST", path, json=payload)
         return None if data is None or out is None else out.model_validate(data)
 
@@ -212,7 +231,7 @@ class LedgerClient:
         return self._post("/v1/jobs", body, EnqueueResult)
 
     def list_jobs(
-        self, *, status: str | None = None, run: str | int | None = None, limit: int = 500
+        self, *, status: JobStatus | None = None, run: str | int | None = None, limit: int = 500
     ) -> list[JobRead]:
         return self._get("/v1/jobs", list[JobRead], status=status, run=run, limit=limit)
 
@@ -221,6 +240,10 @@ class LedgerClient:
 
     def cancel(self, job_id: int) -> JobRead:
         return self._post(f"/v1/jobs/{job_id}/cancel", None, JobRead)
+
+    def retry(self, job_id: int) -> JobRead:
+        """Admin: queue a dead or cancelled job again."""
+        return self._post(f"/v1/jobs/{job_id}/retry", None, JobRead)
 
     def result(self, job_id: int) -> ResultRead:
         return self._get(f"/v1/jobs/{job_id}/result", ResultRead)
@@ -246,11 +269,8 @@ class LedgerClient:
     def regrade(
         self, job_id: int, *, grader_version: str, metrics: dict[str, float], samples: list[Sample]
     ) -> ResultRead:
-        body = {
-            "grader_version": grader_version,
-            "metrics": metrics,
-            "samples": [s.model_dump(mode="json") for s in samples],
-        }
+        """Admin: replace a finished job's metrics and samples with a re-grade."""
+        body = RegradeRequest(grader_version=grader_version, metrics=metrics, samples=samples)
         return self._post(f"/v1/jobs/{job_id}/regrade", body, ResultRead)
 
     # --- jobs (workers) -----------------------------------------------------------------------
@@ -274,10 +294,15 @@ class LedgerClient:
         return self._post(f"/v1/jobs/{job_id}/complete", body, ResultRead)
 
     def fail(self, lease: Lease, error: str, *, retryable: bool = True) -> JobRead:
-        body = FailRequest(
-            worker_id=lease.worker_id, attempt=lease.attempt, error=error[-20_000:], retryable=retryable
+        """Fail the leased job with `error` (its tail, if it is too long to store)."""
+        body = FailRequest.clipped(
+            worker_id=lease.worker_id, attempt=lease.attempt, error=error, retryable=retryable
         )
-        return self._post(f"/v1/jobs/{lease.job.id}/fail", body, JobRead)
+        return self.fail_job(lease.job.id, body)
+
+    def fail_job(self, job_id: int, body: FailRequest) -> JobRead:
+        """`fail` with a prepared body (the worker replays spooled ones after the lease is gone)."""
+        return self._post(f"/v1/jobs/{job_id}/fail", body, JobRead)
 
     def release(self, lease: Lease) -> JobRead:
         body = ReleaseRequest(worker_id=lease.worker_id, attempt=lease.attempt)
@@ -299,3 +324,9 @@ class LedgerClient:
 
     def compare(self, a: int, b: int, task: str | None = None) -> CompareResult:
         return self._get("/v1/compare", CompareResult, a=a, b=b, task=task)
+
+    # --- admin --------------------------------------------------------------------------------
+
+    def flush_wandb(self) -> int:
+        """Admin: drain the W&B outbox now and close open W&B runs; returns rows still pending."""
+        return int(self.request("POST", "/v1/admin/flush-wandb")["pending"])

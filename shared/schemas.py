@@ -121,6 +121,11 @@ class JobStatus(StrEnum):
     cancelled = "cancelled"
 
 
+# A job in one of these still has work ahead of it; the others are final and never change again.
+ACTIVE_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.queued, JobStatus.leased})
+FINISHED_STATUSES: frozenset[JobStatus] = frozenset(JobStatus) - ACTIVE_STATUSES
+
+
 class JobCreate(BaseModel):
     """Enqueue an eval job by checkpoint id, or by path, or by run+step."""
 
@@ -212,11 +217,20 @@ class CompleteRequest(BaseModel):
     info: dict[str, Any] = Field(default_factory=dict)  # timings, engine events (swap/rebuild), versions
 
 
+MAX_ERROR_CHARS = 20_000  # the longest `FailRequest.error` the ledger stores
+
+
 class FailRequest(BaseModel):
     worker_id: str
     attempt: int
-    error: str = Field(max_length=20_000)
+    error: str = Field(max_length=MAX_ERROR_CHARS)
     retryable: bool = True  # False: no point retrying (e.g. checkpoint refused) -> dead at once
+
+    @classmethod
+    def clipped(cls, *, worker_id: str, attempt: int, error: str, retryable: bool = True) -> FailRequest:
+        """A FailRequest whose error keeps only its last MAX_ERROR_CHARS characters: the end of a
+        traceback says what broke, so that is the part worth storing."""
+        return cls(worker_id=worker_id, attempt=attempt, error=error[-MAX_ERROR_CHARS:], retryable=retryable)
 
 
 class ReleaseRequest(BaseModel):
@@ -224,6 +238,14 @@ class ReleaseRequest(BaseModel):
 
     worker_id: str
     attempt: int
+
+
+class RegradeRequest(BaseModel):
+    """Admin: replace a finished job's metrics and samples with a re-grade by `grader_version`."""
+
+    grader_version: str
+    metrics: dict[str, float]
+    samples: list[Sample] = Field(default_factory=list)
 
 
 # --- results & queries ------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 
 pytest_plugins = [
     name
-    for name in ("tests.fixtures.ledger", "tests.fixtures.models")
+    for name in ("tests.fixtures.ledger", "tests.fixtures.models", "tests.fixtures.postgres")
     if importlib.util.find_spec(name) is not None
 ]
 

@@ -1,10 +1,13 @@
-"""compose.yaml is validated by a real compose implementation (no Docker engine on CI)."""
+"""compose.yaml is validated by a real compose implementation (no Docker engine on CI), and the
+defaults it ships (.env.example, the train config, the image) are checked to run as they are."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = shutil.which("docker-compose")
 
-pytestmark = pytest.mark.skipif(
+needs_compose = pytest.mark.skipif(
     COMPOSE is None and not os.environ.get("DUET_REQUIRE_COMPOSE"),
     reason="docker-compose not installed (apt-get install docker-compose); CI installs it",
 )
@@ -51,6 +54,7 @@ def volume_targets(service: dict) -> dict[str, tuple[str, bool]]:
     return out
 
 
+@needs_compose
 def test_two_gpu_assignment_volumes_and_health_ordering():
     cfg = compose_config("compose.yaml")
     svc = cfg["services"]
@@ -82,6 +86,7 @@ def test_two_gpu_assignment_volumes_and_health_ordering():
     assert svc["api"]["environment"]["DUET_ADMIN_TOKEN"] == "change-me-admin-token"
 
 
+@needs_compose
 def test_single_gpu_variant_shares_gpu0_with_limited_vllm_memory():
     svc = compose_config("compose.yaml", "compose.single-gpu.yaml")["services"]
     assert gpu_ids(svc["trainer"]) == ["0"]
@@ -92,6 +97,7 @@ def test_single_gpu_variant_shares_gpu0_with_limited_vllm_memory():
     assert "profiles" not in svc["evaluator-1gpu"]
 
 
+@needs_compose
 def test_missing_token_is_a_clear_error(tmp_path):
     env = tmp_path / "empty.env"
     env.write_text("DUET_RUN_NAME=x\n")
@@ -115,6 +121,7 @@ def test_missing_token_is_a_clear_error(tmp_path):
     assert "DUET_API_TOKEN" in out.stderr
 
 
+@needs_compose
 def test_evaluator_env_names_are_worker_settings():
     """A typo in a DUET_WORKER_* name would be ignored silently by pydantic-settings."""
     from eval_service.worker.config import WorkerSettings
@@ -125,3 +132,97 @@ def test_evaluator_env_names_are_worker_settings():
                 if key.startswith("DUET_WORKER_"):
                     field = key.removeprefix("DUET_WORKER_").lower()
                     assert field in WorkerSettings.model_fields, f"{name}: {key} is not a worker setting"
+
+
+def flag(command: list[str], name: str) -> str:
+    """The value after `name` in a resolved compose command."""
+    assert name in command, f"{name} missing from {command}"
+    return command[command.index(name) + 1]
+
+
+@needs_compose
+def test_shipped_env_example_as_dot_env_runs_compose_config(tmp_path: Path):
+    """What a user does: `cp .env.example .env && docker compose up` — compose must accept it as is."""
+    for f in ("compose.yaml", "compose.single-gpu.yaml"):
+        shutil.copy(ROOT / f, tmp_path / f)
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    for files in (["compose.yaml"], ["compose.yaml", "compose.single-gpu.yaml"]):
+        args = [COMPOSE, *(x for f in files for x in ("-f", f)), "config"]
+        out = subprocess.run(
+            args, capture_output=True, text=True, cwd=tmp_path, env={"PATH": os.environ["PATH"]}
+        )
+        assert out.returncode == 0, out.stderr
+        assert "change-me-worker-token" in out.stdout  # the values did come from .env
+
+
+@needs_compose
+def test_default_train_config_needs_only_repo_files_and_hub_ids():
+    """The trainer's resolved command loads, and every file it names exists in the repo (and so in
+    the image) or is a hub id: nothing the user must create beyond .env."""
+    from trainer_service.config import load_config, parse_overrides
+
+    svc = compose_config("compose.yaml")["services"]
+    command = svc["trainer"]["command"]
+    assert command[:2] == ["duet", "train"]
+    config_path = flag(command, "--config")
+    assert (ROOT / config_path).is_file(), f"{config_path} is not in the repo"
+    assert Path(config_path).parts[0] in dockerfile_copied_dirs(), f"the image lacks {config_path}"
+
+    rest = command[2:]
+    i = rest.index("--config")
+    overrides = parse_overrides([a for a in rest[:i] + rest[i + 2 :] if a != "--resume"])
+    cfg = load_config(ROOT / config_path, overrides)
+    # A model that is no existing path must be a hub id (the config validator tells them apart).
+    assert cfg.model == "Qwen/Qwen2.5-Math-1.5B" and not (ROOT / cfg.model).exists()
+    assert cfg.model == flag(svc["evaluator"]["command"], "--base-model")  # one base model for both
+    assert cfg.task == "math" and cfg.task_options.get("answer_format") == "r1_zero"
+    for key, value in cfg.task_options.items():
+        if key == "path" or key.endswith("_path"):
+            assert (ROOT / value).is_file(), f"task_options.{key}: {value} is not in the repo"
+
+    # Hub downloads go to one cache volume that trainer and evaluator share.
+    for name in ("trainer", "evaluator"):
+        assert svc[name]["environment"]["HF_HOME"] == "/data/hf-cache"
+        assert volume_targets(svc[name])["/data/hf-cache"] == ("hf-cache", False)
+
+
+@needs_compose
+def test_evaluator_env_gives_a_whole_gpu_to_vllm_and_scores_every_example():
+    from eval_service.worker.config import WorkerSettings
+
+    env = compose_config("compose.yaml")["services"]["evaluator"]["environment"]
+    worker_env = {k: str(v) for k, v in env.items() if k.startswith("DUET_WORKER_")}
+    assert worker_env["DUET_WORKER_LIMIT"] == ""  # empty in .env.example: the whole eval split
+    # The worker reads these names from its environment exactly as the container would.
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in worker_env.items():
+            mp.setenv(k, v)
+        settings = WorkerSettings()
+    assert settings.limit is None
+    assert settings.max_tokens == 1024
+    assert settings.gpu_memory_utilization == 0.85
+
+
+def dockerfile_copied_dirs() -> set[str]:
+    """Top-level paths the Dockerfile COPYs into the image."""
+    text = (ROOT / "docker" / "Dockerfile").read_text()
+    out: set[str] = set()
+    for m in re.finditer(r"^COPY\s+(?!--from)(.+)$", text, re.MULTILINE):
+        *sources, _dest = m[1].split()
+        out.update(Path(s).parts[0] for s in sources if not s.startswith("--"))
+    return out
+
+
+def test_dockerfile_copies_every_package_pyproject_installs():
+    """The image's non-editable `pip install .` finds every package (a new top-level package that the
+    Dockerfile forgets would make `duet` fail to import inside the image only)."""
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = {p.rstrip("*") for p in find["include"]}
+    copied = dockerfile_copied_dirs()
+    assert packages <= copied, f"docker/Dockerfile does not COPY {sorted(packages - copied)}"
+    assert {"pyproject.toml", "README.md", "configs"} <= copied
+    text = (ROOT / "docker" / "Dockerfile").read_text()
+    assert re.search(r'pip install "\.\[gpu\]"', text), "the image installs duet with the gpu extra"
+    assert "-e " not in text  # a regular install: the image must not depend on /app's sources
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".duet", "wandb", "runs", ".git", "*.db"} <= set(ignored)

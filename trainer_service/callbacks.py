@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import signal
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -18,23 +16,10 @@ from typing import Literal
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from shared.checkpoint import write_marker
+from trainer_service.config import Algorithm
 from trainer_service.reporter import Reporter
 
-FAULT_ENV = "DUET_FAULT_KILL_IN_SAVE"
 log = logging.getLogger("duet.trainer")
-
-
-def fault_kill_step() -> int | None:
-    """Test hook: `DUET_FAULT_KILL_IN_SAVE=STEP` SIGKILLs the trainer inside the save of STEP, after
-    the weights are written and before optimizer state, trainer state and the marker. A kill timed
-    from outside cannot reliably land inside a save that lasts milliseconds; this one always does."""
-    raw = os.environ.get(FAULT_ENV)
-    return int(raw) if raw else None
-
-
-def maybe_kill_in_save(step: int) -> None:
-    if fault_kill_step() == step:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class DuetCallback(TrainerCallback):
@@ -46,12 +31,16 @@ class DuetCallback(TrainerCallback):
         base_model: str | None,
         reporter: Reporter | None,
         after_save: list | None = None,
+        algorithm: Algorithm = Algorithm.sft,
+        stage: int | None = None,
     ):
         self.run_name = run_name
         self.kind = kind
         self.base_model = base_model
         self.reporter = reporter
         self.after_save = after_save or []  # callables(client) run on the reporter thread (retention)
+        self.algorithm = algorithm  # recorded in every marker
+        self.stage = stage  # logged as train/stage with every log when set (0 = sft, 1 = grpo)
         self._last_loss: float | None = None
         self._tokens_at: tuple[float, float] | None = None  # (num_tokens, perf_counter) at last log
         self._publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duet-publish")
@@ -71,6 +60,8 @@ class DuetCallback(TrainerCallback):
             for k, v in logs.items()
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
         }
+        if self.stage is not None:
+            metrics["train/stage"] = float(self.stage)
         if "loss" in logs:
             self._last_loss = float(logs["loss"])
         # TRL logs a running total of trained (non-padding) tokens; the rate is its slope.
@@ -101,6 +92,7 @@ class DuetCallback(TrainerCallback):
             epoch=epoch,
             base_model=self.base_model,
             train_loss=loss,
+            algorithm=self.algorithm.value,
         )
         if self.reporter is not None:
             self.reporter.checkpoint(self.run_name, step, ckpt.resolve(), self.kind, marker.fingerprint())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,6 +64,50 @@ class RetentionSettings(BaseModel):
     require_eval: bool = True
 
 
+class Algorithm(StrEnum):
+    """The training stage a config runs; recorded in every checkpoint marker and train metric."""
+
+    sft = "sft"  # TRL SFTTrainer on the task's worked solutions
+    grpo = "grpo"  # TRL GRPOTrainer with duet's grader as the reward
+
+
+class RewardName(StrEnum):
+    """GRPO rewards, each a verdict of duet's grader (trainer_service/rewards.py)."""
+
+    strict = "strict"  # format and answer (CS336's r1_zero reward; the eval's `correct`)
+    format = "format"  # format only
+    answer = "answer"  # answer only, whatever the format
+
+
+class VllmMode(StrEnum):
+    colocate = "colocate"  # vLLM inside the trainer process, on its GPU
+    server = "server"  # a separate `trl vllm-serve`
+
+
+class RewardSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: RewardName
+    weight: float = Field(1.0, ge=0, allow_inf_nan=False)
+
+
+# Keys that only mean something with `algorithm: grpo`.
+GRPO_KEYS = (
+    "num_generations",
+    "max_completion_length",
+    "beta",
+    "temperature",
+    "rewards",
+    "use_vllm",
+    "vllm_mode",
+    "vllm_gpu_memory_utilization",
+    "grpo_args",
+    "init_from",
+    "init_from_best",
+    "continue_run",
+)
+
+
 class TrainConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DUET_TRAIN_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -103,6 +148,23 @@ class TrainConfig(BaseSettings):
     # Any other SFTConfig field, checked against TRL's dataclass before the model loads.
     sft_args: dict[str, Any] = Field(default_factory=dict)
 
+    # --- GRPO (algorithm: grpo): TRL GRPOConfig fields (same names), see trainer_service/grpo.py ---
+    algorithm: Algorithm = Algorithm.sft
+    num_generations: int = Field(8, ge=2)  # group size
+    max_completion_length: int = Field(256, ge=1)
+    beta: float = Field(0.0, ge=0)  # KL coefficient; 0 loads no reference model
+    temperature: float = Field(1.0, gt=0)
+    rewards: list[RewardSpec] = Field(default_factory=lambda: [RewardSpec(name=RewardName.strict)])
+    use_vllm: bool = False  # rollouts in vLLM (CUDA only); else transformers generate
+    vllm_mode: VllmMode = VllmMode.colocate
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    grpo_args: dict[str, Any] = Field(default_factory=dict)  # any other GRPOConfig field
+    # Where GRPO starts: a checkpoint dir, or the best checkpoint (eval/accuracy) of a ledger run.
+    init_from: str | None = None
+    init_from_best: str | None = None
+    # True: the same run, steps continue after the parent's last step; False: a new run naming its parent.
+    continue_run: bool = True
+
     # --- duet ----------------------------------------------------------------------------------
     run_name: str | None = None  # default: the output dir's name
     ledger_url: str | None = None  # default: DUET_API_URL
@@ -140,6 +202,12 @@ class TrainConfig(BaseSettings):
             )
         if self.bf16 and self.torch_dtype == "float16":
             raise ValueError("bf16: true conflicts with torch_dtype: float16")
+        if self.algorithm is Algorithm.grpo:
+            from trainer_service.grpo import check_grpo_fields
+
+            check_grpo_fields(self)
+        elif stray := [k for k in GRPO_KEYS if k in self.model_fields_set]:
+            raise ValueError(f"{', '.join(stray)}: only used with algorithm: grpo")
         return self
 
     # --- derived ---------------------------------------------------------------------------------
@@ -156,11 +224,11 @@ class TrainConfig(BaseSettings):
         return "lora" if self.lora is not None else "full"
 
     def client_settings(self) -> ClientSettings:
-        s = ClientSettings()
-        return s.model_copy(
+        settings = ClientSettings()
+        return settings.model_copy(
             update={
-                "api_url": self.ledger_url or s.api_url,
-                "api_token": self.ledger_token if self.ledger_token is not None else s.api_token,
+                "api_url": self.ledger_url or settings.api_url,
+                "api_token": self.ledger_token if self.ledger_token is not None else settings.api_token,
             }
         )
 

@@ -53,8 +53,6 @@ class Reporter:
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._idle = threading.Event()
-        self._lock = threading.Lock()  # makes "queue empty -> idle" atomic against producers
         self._thread: threading.Thread | None = None
         self._client: LedgerClient | None = None
         self._run_ids: dict[str, int] = {}
@@ -79,18 +77,11 @@ class Reporter:
 
     def call(self, fn: Callable[[LedgerClient], None]) -> None:
         """Run `fn(client)` on the sender thread once everything queued before it was sent."""
-        with self._lock:
-            self._queue.put(("call", fn))
-            self._idle.clear()
+        self._queue.put(("call", fn))
         self._wake.set()
 
-    def run_id(self, name: str) -> int | None:
-        return self._run_ids.get(name)
-
     def _put(self, kind: str, payload: dict[str, Any]) -> None:
-        with self._lock:
-            self._queue.put((kind, payload))
-            self._idle.clear()
+        self._queue.put((kind, payload))
         self._wake.set()
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -99,10 +90,6 @@ class Reporter:
         self._thread = threading.Thread(target=self._loop, name="duet-reporter", daemon=True)
         self._thread.start()
         return self
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Block until the queue and spool are empty (everything sent); False on timeout."""
-        return self._idle.wait(timeout)
 
     def close(self, timeout: float = 30.0) -> ReportSummary:
         """Try to send everything for up to `timeout` seconds; what is left stays in the spool."""
@@ -135,9 +122,6 @@ class Reporter:
             if ok:
                 for fn in calls:
                     self._run_call(fn)
-            with self._lock:
-                if ok and self._queue.empty():
-                    self._idle.set()
             if self._stop.is_set():
                 hopeless = self._get_client() is None
                 if (ok and self._queue.empty()) or hopeless or time.monotonic() >= (self._deadline or 0):
@@ -218,7 +202,7 @@ class Reporter:
         rows = [TrainMetricRow(**r) for rec in batch for r in rec.payload["rows"]]
         try:
             client.log_train_metrics(self._resolve_run(client, batch[0].payload["run"]), rows)
-        except (LedgerUnavailable, AuthError):
+        except (LedgerUnavailable, AuthError):  # not the rows' fault: they stay spooled
             raise
         except LedgerError as e:  # the server will never take these rows: say so, do not block the rest
             log.error("ledger rejected %d train-metric rows (%s); dropped", len(rows), e)

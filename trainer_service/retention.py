@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.checkpoint import published_checkpoints
-from shared.client import LedgerClient, LedgerError, LedgerUnavailable
-from shared.schemas import ScoreRow
+from shared.client import DuetClientError, LedgerClient, LedgerError
+from shared.schemas import ACTIVE_STATUSES, ScoreRow
 from trainer_service.config import RetentionSettings
 
 log = logging.getLogger("duet.trainer")
@@ -90,8 +90,8 @@ def apply_retention(
         mine = {Path(p).resolve() for _, p in published}
         registered = {c.step for c in client.list_checkpoints(run) if Path(c.path).resolve() in mine}
         scores = [r for r in _scores(client, run, task) if r.step in registered]
-        busy = {j.step for status in ("queued", "leased") for j in client.list_jobs(status=status, run=run)}
-    except (LedgerUnavailable, LedgerError) as e:
+        busy = {j.step for status in ACTIVE_STATUSES for j in client.list_jobs(status=status, run=run)}
+    except DuetClientError as e:
         log.warning("retention skipped, ledger not answering (%s); no checkpoint deleted", e)
         return []
     plan = plan_retention(published, policy, scores=scores, registered=registered, busy=busy)

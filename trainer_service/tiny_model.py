@@ -1,15 +1,20 @@
-"""A tiny local model for CPU demos and tests: random-init Llama + a tokenizer trained on the task.
+"""A tiny local model for CPU demos and tests: random-init Llama or Qwen2 + a tokenizer trained on
+the task.
 
 Nothing is downloaded. The tokenizer is a byte-level BPE trained (`tokenizers`) on the task's own
 prompts and targets, with every digit its own token (arithmetic is then per-digit) and the answer
 format's tags as whole tokens (so a prompt ending in "<think>" is a clean token prefix of
 prompt+completion). Dims are chosen for vLLM's CPU attention (head_dim in its supported set).
-The output loads with AutoModelForCausalLM, AutoTokenizer and vllm.LLM.
+The output loads with AutoModelForCausalLM, AutoTokenizer and vllm.LLM. `TinyArch.qwen2` builds a
+Qwen2ForCausalLM with Qwen's special tokens and ChatML chat template, so the vLLM code path that
+GPU users of Qwen2.5 models hit runs here on CPU too.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,42 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}Assistant: {% endif %}"
 )
+# Qwen2-style ChatML (an optional system turn, no default system prompt: prompts stay short).
+QWEN2_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+class TinyArch(StrEnum):
+    """Model family of the tiny model: its HF architecture, special tokens and chat template."""
+
+    llama = "llama"  # LlamaForCausalLM, <s>/</s>/<pad>, BOS prepended
+    qwen2 = "qwen2"  # Qwen2ForCausalLM, <|endoftext|>/<|im_end|>, no BOS, ChatML
+
+
+@dataclass(frozen=True)
+class TokenizerStyle:
+    """The special tokens and chat template of one model family."""
+
+    pad: str
+    eos: str
+    bos: str | None  # None: nothing is prepended (Qwen2 tokenizers add no BOS)
+    chat_template: str
+    extra_special: tuple[str, ...] = ()  # e.g. ChatML's <|im_start|>
+
+
+TOKENIZER_STYLES: dict[TinyArch, TokenizerStyle] = {
+    TinyArch.llama: TokenizerStyle(pad=PAD, eos=EOS, bos=BOS, chat_template=CHAT_TEMPLATE),
+    # As in Qwen2.5: <|endoftext|> pads, <|im_end|> closes a turn and ends generation.
+    TinyArch.qwen2: TokenizerStyle(
+        pad="<|endoftext|>",
+        eos="<|im_end|>",
+        bos=None,
+        chat_template=QWEN2_CHAT_TEMPLATE,
+        extra_special=("<|im_start|>",),
+    ),
+}
 VLLM_HEAD_DIMS = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256)
 
 DEFAULT_SIZE: dict[str, int] = dict(
@@ -46,7 +87,7 @@ def task_corpus(task_name: str, task_options: dict[str, Any] | None = None) -> l
     return texts
 
 
-def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
+def train_tokenizer(texts: list[str], vocab_size: int, style: TokenizerStyle | None = None) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.BPE())
@@ -54,17 +95,21 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
         [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
     )
     tok.decoder = decoders.ByteLevel()
+    style = style or TOKENIZER_STYLES[TinyArch.llama]
+    specials = [style.pad, *([style.bos] if style.bos else []), style.eos, *style.extra_special]
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[PAD, BOS, EOS],
+        special_tokens=specials,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
     tok.add_tokens(TAGS)  # whole tokens, not special: they must survive skip_special_tokens decoding
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, tok.token_to_id(BOS))]
-    )
+    if style.bos:
+        bos = style.bos
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
+        )
     return tok
 
 
@@ -73,14 +118,19 @@ def build_tiny_model(
     task: str = "ones_digit",
     seed: int = 0,
     task_options: dict[str, Any] | None = None,
+    arch: TinyArch = TinyArch.llama,
     **size: int,
 ) -> Path:
-    """Write a random-init Llama (~1-3M params) + task tokenizer to `out` in HF format; return `out`.
+    """Write a random-init `arch` model (~1-3M params, tied embeddings) + task tokenizer to `out`
+    in HF format; return `out`.
 
     `size` overrides DEFAULT_SIZE (hidden_size, intermediate_size, num_hidden_layers,
     num_attention_heads, num_key_value_heads, vocab_size)."""
     import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
+
+    arch = TinyArch(arch)  # a plain "qwen2" from a CLI flag is fine; anything else fails here
+    style = TOKENIZER_STYLES[arch]
 
     unknown = set(size) - set(DEFAULT_SIZE)
     if unknown:
@@ -95,13 +145,14 @@ def build_tiny_model(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     texts = task_corpus(task, task_options)
-    raw = train_tokenizer(texts, dims["vocab_size"])
+    raw = train_tokenizer(texts, dims["vocab_size"], style)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=raw,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
-        chat_template=CHAT_TEMPLATE,
+        bos_token=style.bos,
+        eos_token=style.eos,
+        pad_token=style.pad,
+        additional_special_tokens=list(style.extra_special),
+        chat_template=style.chat_template,
         model_max_length=1024,
         clean_up_tokenization_spaces=False,
     )
@@ -109,25 +160,26 @@ def build_tiny_model(
     # Room for prompt + target + slack; a power of two keeps RoPE tables small.
     max_pos = max(256, 1 << (2 * longest - 1).bit_length())
 
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=dims["hidden_size"],
-        intermediate_size=dims["intermediate_size"],
-        num_hidden_layers=dims["num_hidden_layers"],
-        num_attention_heads=dims["num_attention_heads"],
-        num_key_value_heads=dims["num_key_value_heads"],
-        head_dim=head_dim,
-        max_position_embeddings=max_pos,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-        rms_norm_eps=1e-5,
-        initializer_range=0.02,
-        dtype="float32",
+    config = _model_config(
+        arch,
+        dict(
+            vocab_size=len(tokenizer),
+            hidden_size=dims["hidden_size"],
+            intermediate_size=dims["intermediate_size"],
+            num_hidden_layers=dims["num_hidden_layers"],
+            num_attention_heads=dims["num_attention_heads"],
+            num_key_value_heads=dims["num_key_value_heads"],
+            max_position_embeddings=max_pos,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            tie_word_embeddings=True,
+            initializer_range=0.02,
+            dtype="float32",
+        ),
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(config)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -138,11 +190,36 @@ def build_tiny_model(
     tokenizer.save_pretrained(out)
     (out / "duet_tiny_model.json").write_text(
         json.dumps(
-            {"task": task, "seed": seed, "dims": dims, "params": sum(p.numel() for p in model.parameters())},
+            {
+                "arch": arch.value,
+                "task": task,
+                "seed": seed,
+                "dims": dims,
+                "params": sum(p.numel() for p in model.parameters()),
+            },
             indent=2,
         )
     )
     return out
+
+
+def _model_config(arch: TinyArch, common: dict[str, Any]) -> Any:
+    """The HF config of `arch` from the fields both families share, plus each family's own."""
+    from transformers import LlamaConfig, Qwen2Config
+
+    if arch == TinyArch.qwen2:
+        # Qwen2 has no head_dim field (hidden_size / heads); full attention in every layer, as
+        # Qwen2.5 ships (its sliding window is off).
+        return Qwen2Config(
+            **common,
+            rms_norm_eps=1e-6,
+            use_sliding_window=False,
+            sliding_window=None,
+            max_window_layers=common["num_hidden_layers"],
+        )
+    return LlamaConfig(
+        **common, head_dim=common["hidden_size"] // common["num_attention_heads"], rms_norm_eps=1e-5
+    )
 
 
 def _vllm_generate(path: str, prompt: str) -> str:

@@ -21,7 +21,7 @@ from shared.checkpoint import (
     read_marker,
     verify_marker,
 )
-from trainer_service.config import ConfigError, TrainConfig
+from trainer_service.config import Algorithm, ConfigError, TrainConfig
 from trainer_service.retention import apply_retention
 
 log = logging.getLogger("duet.trainer")
@@ -215,26 +215,18 @@ def _quiet_progress_bars() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def _trainer_class() -> type:
-    from trl import SFTTrainer
-
-    from trainer_service.callbacks import maybe_kill_in_save
-
-    class DuetSFTTrainer(SFTTrainer):
-        def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-            super().save_model(output_dir, _internal_call)
-            if _internal_call:  # inside a checkpoint save: weights are on disk, the rest is not
-                maybe_kill_in_save(self.state.global_step)
-
-    return DuetSFTTrainer
-
-
 def train(
     cfg: TrainConfig, *, resume: bool = False, callbacks: list | None = None, publish: bool = True
 ) -> TrainResult:
     """Run the recipe. `callbacks`: extra TrainerCallbacks (tests, hooks). `publish=False` drops
-    DuetCallback (plain TRL; only the overhead benchmark wants that)."""
+    DuetCallback (plain TRL; only the overhead benchmark wants that). `algorithm: grpo` runs the
+    GRPO recipe (trainer_service/grpo.py) with the same contract."""
+    if cfg.algorithm is Algorithm.grpo:
+        from trainer_service.grpo import train_grpo
+
+        return train_grpo(cfg, resume=resume, callbacks=callbacks, publish=publish)
     from transformers import AutoTokenizer
+    from trl import SFTTrainer
 
     from trainer_service.callbacks import DuetCallback
     from trainer_service.data import build_sft_dataset
@@ -288,7 +280,7 @@ def train(
     # --- train ---------------------------------------------------------------------------------
     try:
         model = load_model(cfg)
-        trainer = _trainer_class()(
+        trainer = SFTTrainer(
             model=model,
             args=sft_args,
             train_dataset=dataset,

@@ -10,12 +10,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from eval_service.api import crud
-from eval_service.api.api.routes import admin, jobs, runs, scores, workers
 from eval_service.api.core.config import ServerSettings
 from eval_service.api.core.db import Database
 from eval_service.api.core.limits import BodySizeLimit
 from eval_service.api.core.metrics import LedgerMetrics
+from eval_service.api.crud import jobs as job_queue
+from eval_service.api.crud import leases, outbox
+from eval_service.api.errors import LedgerFault
+from eval_service.api.routes import admin, jobs, runs, scores, workers
 from eval_service.api.wandb_sink import WandbSink
 
 log = logging.getLogger("duet.ledger")
@@ -39,8 +41,8 @@ class LeaseSweeper:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                with self.db.write() as s:
-                    n = crud.expire_leases(s)
+                with self.db.write() as session:
+                    n = leases.expire_leases(session)
                 if n:
                     log.info("re-queued %d expired leases", n)
             except Exception:
@@ -53,12 +55,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     db.create_all()
 
     def depth() -> dict[str, int]:
-        with db.read() as s:
-            return crud.queue_depth(s)
+        with db.read() as session:
+            return job_queue.queue_depth(session)
 
     def pending() -> int:
-        with db.read() as s:
-            return crud.outbox_pending(s)
+        with db.read() as session:
+            return outbox.pending(session)
 
     sink = WandbSink(settings, db)
     sweeper = LeaseSweeper(db, settings.sweep_interval_s)
@@ -85,8 +87,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.settings, app.state.db, app.state.sink = settings, db, sink
     app.state.metrics = LedgerMetrics(depth, pending)
 
-    @app.exception_handler(crud.LedgerFault)
-    async def _fault(request: Request, exc: crud.LedgerFault) -> JSONResponse:
+    @app.exception_handler(LedgerFault)
+    async def _fault(request: Request, exc: LedgerFault) -> JSONResponse:
         if exc.status == 409:
             app.state.metrics.conflicts.inc()
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)

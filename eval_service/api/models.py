@@ -1,16 +1,57 @@
-"""Ledger tables (SQLModel). Times are UTC."""
+"""Ledger tables (SQLModel). Times are UTC and come back timezone-aware."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, String, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from shared.schemas import JobStatus, Sample
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(dt: datetime | None) -> datetime | None:
+    """`dt` in UTC; a naive value is taken to be UTC already."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """DATETIME that reads back aware UTC: some databases return naive values, and the API
+    schemas are built straight from the rows."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return as_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return as_utc(value)
+
+
+def _utc_field(**kwargs: Any) -> Any:
+    """A datetime column of UTCDateTime."""
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class JobStatusString(TypeDecorator[JobStatus]):
+    """A job status stored as its plain string value and read back as a `JobStatus`."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else JobStatus(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> JobStatus | None:
+        return None if value is None else JobStatus(value)
 
 
 class Run(SQLModel, table=True):
@@ -24,7 +65,7 @@ class Run(SQLModel, table=True):
     wandb_primary_task: str | None = None
     config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     wandb_run_id: str
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = _utc_field(default_factory=utcnow)
 
 
 class Checkpoint(SQLModel, table=True):
@@ -37,7 +78,7 @@ class Checkpoint(SQLModel, table=True):
     path: str
     kind: str = "full"
     fingerprint: str | None = None
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = _utc_field(default_factory=utcnow)
 
 
 class EvalJob(SQLModel, table=True):
@@ -54,15 +95,15 @@ class EvalJob(SQLModel, table=True):
     task: str
     spec: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     spec_hash: str
-    status: str = "queued"
+    status: JobStatus = Field(default=JobStatus.queued, sa_type=JobStatusString)
     priority: int = 0
     attempt: int = 0
     max_attempts: int = 3
     lease_owner: str | None = None
-    lease_expires_at: datetime | None = Field(default=None, index=True)
+    lease_expires_at: datetime | None = _utc_field(default=None, index=True)
     last_error: str | None = None
-    created_at: datetime = Field(default_factory=utcnow)
-    finished_at: datetime | None = None
+    created_at: datetime = _utc_field(default_factory=utcnow)
+    finished_at: datetime | None = _utc_field(default=None)
 
 
 class EvalResult(SQLModel, table=True):
@@ -80,10 +121,12 @@ class EvalResult(SQLModel, table=True):
     grader_version: str
     metrics: dict[str, float] = Field(sa_column=Column(JSON, nullable=False))
     info: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = _utc_field(default_factory=utcnow)
 
 
-class SampleRow(SQLModel, table=True):
+class SampleRow(SQLModel, Sample, table=True):
+    """One graded sample of a job: the columns are the fields of the wire schema `Sample`."""
+
     __tablename__ = "samples"
     __table_args__ = (
         Index("ix_samples_job_correct", "job_id", "correct"),
@@ -92,18 +135,6 @@ class SampleRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: int = Field(foreign_key="eval_jobs.id", index=True)
-    index: int
-    sample: int = 0
-    prompt: str
-    response: str
-    gold: str
-    extracted: str | None = None
-    correct: bool
-    format_ok: bool
-    category: str
-    num_tokens: int = 0
-    finish_reason: str | None = None
-    mean_entropy: float | None = None
 
 
 class TrainMetric(SQLModel, table=True):
@@ -126,8 +157,8 @@ class WandbOutbox(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="runs.id")
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # includes train/global_step
-    created_at: datetime = Field(default_factory=utcnow)
-    sent_at: datetime | None = None
+    created_at: datetime = _utc_field(default_factory=utcnow)
+    sent_at: datetime | None = _utc_field(default=None)
 
 
 # Claim order (priority DESC, step DESC, id) served straight from an index.

@@ -1,4 +1,4 @@
-"""Start the ledger under uvicorn (used by `duet serve` and `python -m eval_service.api`)."""
+"""Start the ledger under uvicorn: the one entry point of the ledger server (`duet serve` calls it)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ def db_url(db: str) -> str:
 
 
 def serve(host: str | None = None, port: int | None = None, db: str | None = None) -> None:
+    """Serve until stopped; arguments left out come from the `DUET_*` environment. Raises
+    ValueError before listening when the settings are unsafe (default tokens off loopback)."""
     overrides: dict = {}
     if host:
         overrides["host"] = host

@@ -14,9 +14,9 @@ import os
 import threading
 from typing import Any
 
-from eval_service.api import crud
 from eval_service.api.core.config import ServerSettings
 from eval_service.api.core.db import Database
+from eval_service.api.crud import outbox
 from eval_service.api.models import Run
 
 log = logging.getLogger("duet.wandb")
@@ -59,8 +59,8 @@ class WandbSink:
                 while self._drain_batch():
                     pass
                 self._finish_all()
-        with self.db.read() as s:
-            return crud.outbox_pending(s)
+        with self.db.read() as session:
+            return outbox.pending(session)
 
     # --- draining -------------------------------------------------------------------------------
 
@@ -84,9 +84,9 @@ class WandbSink:
 
     def _drain_batch(self) -> bool:
         """Log one batch of pending rows; True when it made progress and more may be pending."""
-        with self.db.read() as s:
-            rows = crud.outbox_next(s, self.settings.wandb_batch_size)
-            runs = {r.run_id: s.get(Run, r.run_id) for r in rows}
+        with self.db.read() as session:
+            rows = outbox.next_batch(session, self.settings.wandb_batch_size)
+            runs = {r.run_id: session.get(Run, r.run_id) for r in rows}
         if not rows:
             return False
         sent: list[int] = []
@@ -101,8 +101,8 @@ class WandbSink:
             log.warning("W&B log failed, %d rows stay pending: %s", len(rows) - len(sent), e)
             self._finish_all(quiet=True)
         finally:
-            with self.db.write() as s:
-                crud.outbox_mark_sent(s, sent)
+            with self.db.write() as session:
+                outbox.mark_sent(session, sent)
         return self.last_error is None and len(rows) == self.settings.wandb_batch_size
 
     def _run(self, run: Run) -> Any:

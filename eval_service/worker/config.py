@@ -12,7 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class WorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DUET_WORKER_", extra="ignore")
+    # An empty DUET_WORKER_* means "the default" (compose passes `${DUET_EVAL_LIMIT:-}`: all examples).
+    model_config = SettingsConfigDict(env_prefix="DUET_WORKER_", extra="ignore", env_ignore_empty=True)
 
     # what to watch and for which run
     watch: Path | None = None  # checkpoint root; None = only serve jobs already queued

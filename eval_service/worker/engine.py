@@ -4,8 +4,9 @@
 swapped in place (`reload_weights`) and the swap is verified (see swap_check); anything else --
 a different architecture or tokenizer, a failed or unverified swap -- rebuilds the engine. LoRA
 adapters are served through vLLM's LoRA support on the loaded base, without reload.
-`HFBackend` is plain transformers `generate` (torch only): for hosts without vLLM and as a
-cross-check. torch/vllm/transformers are imported lazily so that importing this module is cheap.
+`HFBackend` (hf_backend.py) is plain transformers `generate` (torch only): for hosts without vLLM
+and as a cross-check. torch/vllm/transformers are imported lazily so that importing this module is
+cheap.
 """
 
 from __future__ import annotations
@@ -130,6 +131,14 @@ def lora_base(target: Target, fallback: Path | None) -> Path:
     return base
 
 
+def tokenizer_dir(target: Target, fallback_base: Path | None = None) -> Path:
+    """Where `target`'s tokenizer lives: the checkpoint itself (the trainer saves one into every
+    checkpoint), or for a LoRA adapter saved without one, its base model (see `lora_base`)."""
+    if target.kind == "full" or (target.path / "tokenizer.json").is_file():
+        return target.path
+    return lora_base(target, fallback_base)
+
+
 def lora_rank(adapter: Path) -> int:
     conf = json.loads((adapter / "adapter_config.json").read_text())
     return int(conf.get("r", 8))
@@ -139,7 +148,7 @@ class VLLMBackend:
     name = "vllm"
 
     def __init__(self, settings: WorkerSettings):
-        self.s = settings
+        self.settings = settings
         self.llm: Any = None
         self.model_dir: Path | None = None  # what the engine was built from (arch + tokenizer)
         self.weights: Path | None = None  # full weights currently loaded
@@ -159,17 +168,17 @@ class VLLMBackend:
 
         self._shutdown()
         kw: dict[str, Any] = {}
-        if self.s.max_model_len:
-            kw["max_model_len"] = self.s.max_model_len
-        if self.s.enable_lora:
-            kw.update(enable_lora=True, max_lora_rank=self.s.max_lora_rank, max_loras=1)
+        if self.settings.max_model_len:
+            kw["max_model_len"] = self.settings.max_model_len
+        if self.settings.enable_lora:
+            kw.update(enable_lora=True, max_lora_rank=self.settings.max_lora_rank, max_loras=1)
         self.llm = LLM(
             model=str(model_dir),
             tokenizer=str(model_dir),
-            dtype=self.s.dtype,
-            seed=self.s.seed,
-            gpu_memory_utilization=self.s.gpu_memory_utilization,
-            enforce_eager=self.s.enforce_eager,
+            dtype=self.settings.dtype,
+            seed=self.settings.seed,
+            gpu_memory_utilization=self.settings.gpu_memory_utilization,
+            enforce_eager=self.settings.enforce_eager,
             trust_remote_code=False,
             **kw,
         )
@@ -212,12 +221,10 @@ class VLLMBackend:
             return self._rebuild(path, "rebuild", reason)
         t0 = time.perf_counter()
         try:
-            from eval_service.worker.swap_check import refresh_lm_head
+            from eval_service.worker.swap_check import refresh_lm_head, ties_word_embeddings
 
             self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
-            refreshed = bool(arch_signature(path).get("tie_word_embeddings")) and all(
-                self.llm.collective_rpc(refresh_lm_head)
-            )
+            refreshed = ties_word_embeddings(path) and all(self.llm.collective_rpc(refresh_lm_head))
             self.llm.reset_prefix_cache()
         except Exception as e:
             log.warning("in-place swap to %s failed (%s); rebuilding", path, e)
@@ -227,7 +234,7 @@ class VLLMBackend:
         info: dict[str, Any] = {"engine_event": "swap", "swap_s": round(swap_s, 4)}
         if refreshed:
             info["lm_head_refreshed"] = True
-        if self.s.verify_swaps:
+        if self.settings.verify_swaps:
             from eval_service.worker.swap_check import verify_swap_full
 
             t1 = time.perf_counter()
@@ -249,13 +256,13 @@ class VLLMBackend:
         from vllm.lora.request import LoRARequest
 
         if target.kind == "lora":
-            base = lora_base(target, self.s.base_model)
-            if not self.s.enable_lora:
+            base = lora_base(target, self.settings.base_model)
+            if not self.settings.enable_lora:
                 raise CheckpointError(f"{target.path}: LoRA adapter but the worker runs with enable_lora off")
-            if lora_rank(target.path) > self.s.max_lora_rank:
+            if lora_rank(target.path) > self.settings.max_lora_rank:
                 raise CheckpointError(
                     f"{target.path / 'adapter_config.json'}: r={lora_rank(target.path)} exceeds "
-                    f"max_lora_rank={self.s.max_lora_rank} (DUET_WORKER_MAX_LORA_RANK)"
+                    f"max_lora_rank={self.settings.max_lora_rank} (DUET_WORKER_MAX_LORA_RANK)"
                 )
             info = {"engine_event": "lora"}
             if self.weights is None or self.weights.resolve() != base.resolve():
@@ -271,7 +278,7 @@ class VLLMBackend:
 
     def recover(self) -> dict[str, Any]:
         self._lora = None
-        good = self.last_good or self.s.base_model
+        good = self.last_good or self.settings.base_model
         if good is None:
             self._shutdown()
             self.weights = None
@@ -290,7 +297,7 @@ class VLLMBackend:
             top_p=sampling.top_p,
             max_tokens=sampling.max_tokens,
             seed=sampling.seed,
-            logprobs=self.s.top_logprobs if sampling.logprobs else None,
+            logprobs=self.settings.top_logprobs if sampling.logprobs else None,
         )
         outs = self.llm.generate(prompts, params, lora_request=self._lora, use_tqdm=False)
         result = []
@@ -303,115 +310,9 @@ class VLLMBackend:
         return result
 
 
-class HFBackend:
-    """transformers generate, batched and left-padded; greedy at temperature 0, else sampled."""
-
-    name = "hf"
-
-    def __init__(self, settings: WorkerSettings):
-        self.s = settings
-        self.model: Any = None
-        self.tok: Any = None
-        self.loaded: Target | None = None
-        self.last_good: Target | None = None
-
-    def _dtype(self) -> Any:
-        import torch
-
-        if self.s.dtype != "auto":
-            return getattr(torch, self.s.dtype)
-        # bf16 on GPUs that have it (what training used there); float32 on CPU, where it is exact
-        if self._device().type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-
-    def _device(self) -> Any:
-        import torch
-
-        if self.s.hf_device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.s.hf_device)
-
-    def load(self, target: Target) -> dict[str, Any]:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        t0 = time.perf_counter()
-        event = "initial" if self.loaded is None else "rebuild"
-        try:
-            if target.kind == "lora":
-                from peft import PeftModel
-
-                base = lora_base(target, self.s.base_model)
-                model = AutoModelForCausalLM.from_pretrained(base, dtype=self._dtype(), use_safetensors=True)
-                model = PeftModel.from_pretrained(model, str(target.path))
-                tok_dir = target.path if (target.path / "tokenizer.json").is_file() else base
-            else:
-                model = AutoModelForCausalLM.from_pretrained(
-                    target.path, dtype=self._dtype(), use_safetensors=True
-                )
-                tok_dir = target.path
-            tok = AutoTokenizer.from_pretrained(tok_dir)
-        except CheckpointError:
-            raise
-        except Exception as e:
-            raise LoadError(f"loading {target.path} failed: {type(e).__name__}: {e}") from e
-        tok.padding_side = "left"
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        self.model, self.tok, self.loaded = model.to(self._device()).eval(), tok, target
-        self.last_good = target
-        return {"engine_event": event, "load_s": round(time.perf_counter() - t0, 3)}
-
-    def recover(self) -> dict[str, Any]:
-        return {"engine_event": "none"}  # nothing persistent to repair: the next load starts clean
-
-    def close(self) -> None:
-        self.model = None
-
-    def generate(self, prompts: list[str], sampling: SamplingSpec) -> list[list[Completion]]:
-        import torch
-        from transformers import GenerationConfig
-
-        tok, model = self.tok, self.model
-        greedy = sampling.temperature == 0
-        cfg = GenerationConfig(
-            max_new_tokens=sampling.max_tokens,
-            do_sample=not greedy,
-            temperature=None if greedy else sampling.temperature,
-            top_p=None if greedy else sampling.top_p,
-            top_k=None,
-            num_return_sequences=sampling.n,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
-            return_dict_in_generate=True,
-            output_logits=sampling.logprobs,
-        )
-        torch.manual_seed(sampling.seed)
-        result: list[list[Completion]] = []
-        bs = self.s.hf_batch_size
-        for i in range(0, len(prompts), bs):
-            enc = tok(prompts[i : i + bs], return_tensors="pt", padding=True).to(model.device)
-            with torch.inference_mode():
-                out = model.generate(**enc, generation_config=cfg)
-            new = out.sequences[:, enc["input_ids"].shape[1] :]
-            logits = torch.stack(out.logits, dim=1) if sampling.logprobs else None
-            batch: list[Completion] = []
-            for r in range(new.shape[0]):
-                ids = new[r].tolist()
-                stop = ids.index(tok.eos_token_id) if tok.eos_token_id in ids else None
-                gen = ids[:stop] if stop is not None else [t for t in ids if t != tok.pad_token_id]
-                n_tok = stop + 1 if stop is not None else len(gen)
-                tops: list[dict[int, float]] = []
-                if logits is not None:
-                    lp = torch.log_softmax(logits[r, :n_tok].float(), dim=-1)
-                    v, idx = lp.topk(self.s.top_logprobs, dim=-1)
-                    tops = [dict(zip(idx[j].tolist(), v[j].tolist(), strict=True)) for j in range(n_tok)]
-                text = tok.decode(gen, skip_special_tokens=True)
-                batch.append(Completion(text, n_tok, "stop" if stop is not None else "length", tops))
-            for p in range(len(batch) // sampling.n):
-                result.append(batch[p * sampling.n : (p + 1) * sampling.n])
-        return result
-
-
 def make_backend(settings: WorkerSettings) -> Backend:
-    return VLLMBackend(settings) if settings.backend == "vllm" else HFBackend(settings)
+    if settings.backend == "vllm":
+        return VLLMBackend(settings)
+    from eval_service.worker.hf_backend import HFBackend
+
+    return HFBackend(settings)

@@ -15,13 +15,19 @@ from shared.schemas import EvalSpec, SamplingSpec
 log = logging.getLogger("duet.worker")
 
 
-def build_spec(s: WorkerSettings) -> EvalSpec:
+def build_spec(settings: WorkerSettings) -> EvalSpec:
     from shared.grading import GRADER_VERSION
 
     sampling = SamplingSpec(
-        temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, n=s.n, seed=s.seed
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        max_tokens=settings.max_tokens,
+        n=settings.n,
+        seed=settings.seed,
     )
-    return EvalSpec(task=s.task, limit=s.limit, sampling=sampling, grader_version=GRADER_VERSION)
+    return EvalSpec(
+        task=settings.task, limit=settings.limit, sampling=sampling, grader_version=GRADER_VERSION
+    )
 
 
 # Files inference needs from a hub snapshot (no optimizer state, no pickles).
@@ -44,20 +50,22 @@ def resolve_base_model(ref: Path) -> Path:
         raise ValueError(f"--base-model {text}: cannot fetch it from the hub: {type(e).__name__}: {e}") from e
 
 
-def run_worker(s: WorkerSettings) -> int:
+def run_worker(settings: WorkerSettings) -> int:
     """Run until SIGTERM/SIGINT (or until idle with exit_when_idle). Returns the exit code."""
     from eval_service.worker.engine import make_backend
     from eval_service.worker.runner import JobRunner
     from eval_service.worker.watcher import CheckpointWatcher
-    from shared.client import LedgerClient, LedgerError, LedgerUnavailable
+    from shared.client import DuetClientError, LedgerClient
     from shared.spool import Spool
 
-    if s.watch is not None and not s.run:
+    if settings.watch is not None and not settings.run:
         log.error("--watch needs --run (the run the checkpoints belong to)")
         return 2
-    if s.base_model is not None:
+    if settings.base_model is not None:
         try:
-            s = s.model_copy(update={"base_model": resolve_base_model(Path(s.base_model))})
+            settings = settings.model_copy(
+                update={"base_model": resolve_base_model(Path(settings.base_model))}
+            )
         except ValueError as e:
             log.error("%s", e)
             return 2
@@ -73,27 +81,35 @@ def run_worker(s: WorkerSettings) -> int:
     client = LedgerClient()
     try:
         run = None
-        if s.run:
+        if settings.run:
             run = client.create_run(
-                s.run, base_model=str(s.base_model) if s.base_model else None, primary_task=s.task
+                settings.run,
+                base_model=str(settings.base_model) if settings.base_model else None,
+                primary_task=settings.task,
             )
-    except (LedgerError, LedgerUnavailable) as e:
+    except DuetClientError as e:
         log.error("cannot reach the ledger: %s", e)
         return 1
-    backend = make_backend(s)
-    spool = Spool(s.spool_path)
-    runner = JobRunner(s, client, backend, spool, stop, run_id=run.id if run else None)
+    backend = make_backend(settings)
+    spool = Spool(settings.spool_path)
+    runner = JobRunner(settings, client, backend, spool, stop, run_id=run.id if run else None)
     watcher = None
     idle_ok = threading.Event()
-    if s.watch is not None and run is not None:
-        watcher = CheckpointWatcher(s, client, run, build_spec(s), on_enqueued=runner.wake.set)
+    if settings.watch is not None and run is not None:
+        watcher = CheckpointWatcher(settings, client, run, build_spec(settings), on_enqueued=runner.wake.set)
         watcher.start()
         idle_ok = watcher.first_pass_done
     else:
         idle_ok.set()
     stop_wakes_runner = threading.Thread(target=lambda: (stop.wait(), runner.wake.set()), daemon=True)
     stop_wakes_runner.start()
-    log.info("worker %s up: run=%s backend=%s watch=%s", s.worker_id, s.run, s.backend, s.watch)
+    log.info(
+        "worker %s up: run=%s backend=%s watch=%s",
+        settings.worker_id,
+        settings.run,
+        settings.backend,
+        settings.watch,
+    )
     try:
         runner.run(idle_ok)
     finally:
@@ -102,7 +118,7 @@ def run_worker(s: WorkerSettings) -> int:
         backend.close()
         spool.close()
         client.close()
-    log.info("worker %s exiting after %d job(s)", s.worker_id, runner.jobs_done)
+    log.info("worker %s exiting after %d job(s)", settings.worker_id, runner.jobs_done)
     return 0
 
 

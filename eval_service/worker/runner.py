@@ -13,11 +13,12 @@ import logging
 import threading
 import time
 import traceback
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from eval_service.worker.config import WorkerSettings
-from eval_service.worker.engine import Backend, LoadError, Target
+from eval_service.worker.engine import Backend, LoadError, Target, tokenizer_dir
 from shared.checkpoint import (
     CheckpointError,
     check_hf_checkpoint,
@@ -25,11 +26,18 @@ from shared.checkpoint import (
     read_marker,
     verify_marker,
 )
-from shared.client import LedgerClient, LedgerError, LedgerUnavailable, StaleAttempt
+from shared.client import DuetClientError, LedgerClient, LedgerError, LedgerUnavailable, StaleAttempt
 from shared.schemas import CompleteRequest, FailRequest, Lease, Sample
 from shared.spool import Spool
 
 log = logging.getLogger("duet.worker.runner")
+
+
+class Write(StrEnum):
+    """The ledger writes that must not be lost: the kinds of the worker's spool records."""
+
+    complete = "complete"
+    fail = "fail"
 
 
 def preflight(path: Path, kind: str) -> None:
@@ -62,13 +70,11 @@ class Heartbeat:
                 log.warning("job %d: lease lost (stale attempt); abandoning", self.lease.job.id)
                 self.lost.set()
                 return
-            except LedgerError as e:
-                if 400 <= e.status < 500:  # cancelled or gone
+            except DuetClientError as e:
+                if isinstance(e, LedgerError) and 400 <= e.status < 500:  # cancelled or gone
                     log.warning("job %d: heartbeat refused (%s); abandoning", self.lease.job.id, e)
                     self.lost.set()
                     return
-                log.warning("job %d: heartbeat failed: %s", self.lease.job.id, e)
-            except LedgerUnavailable as e:
                 log.warning("job %d: heartbeat failed: %s", self.lease.job.id, e)
 
     def __enter__(self) -> Heartbeat:
@@ -98,7 +104,8 @@ class JobRunner:
         stop: threading.Event,
         run_id: int | None = None,
     ):
-        self.s, self.client, self.backend, self.spool, self.stop = settings, client, backend, spool, stop
+        self.settings, self.client, self.backend = settings, client, backend
+        self.spool, self.stop = spool, stop
         self.run_id = None if settings.any_run else run_id
         self.wake = threading.Event()
         self._tokenizers: dict[Path, Any] = {}
@@ -112,15 +119,16 @@ class JobRunner:
             self.replay_spool()
             try:
                 lease = self.client.claim(
-                    self.s.worker_id, lease_seconds=self.s.lease_seconds, run_id=self.run_id
+                    self.settings.worker_id, lease_seconds=self.settings.lease_seconds, run_id=self.run_id
                 )
-            except (LedgerUnavailable, LedgerError) as e:
+            except DuetClientError as e:
                 log.warning("claim failed: %s", e)
                 lease = None
             if lease is None:
-                if self.s.exit_when_idle and (idle_ok is None or idle_ok.is_set()) and not len(self.spool):
+                idle = idle_ok is None or idle_ok.is_set()
+                if self.settings.exit_when_idle and idle and not len(self.spool):
                     return
-                self.wake.wait(self.s.claim_interval_s)
+                self.wake.wait(self.settings.claim_interval_s)
                 self.wake.clear()
                 continue
             try:
@@ -139,7 +147,7 @@ class JobRunner:
             job.checkpoint_kind,
             lease.attempt,
         )
-        with Heartbeat(self.client, lease, self.s.lease_seconds) as hb:
+        with Heartbeat(self.client, lease, self.settings.lease_seconds) as hb:
             try:
                 body = self._evaluate(lease, hb)
             except _Abandon:
@@ -200,7 +208,7 @@ class JobRunner:
         examples = task.examples("test", limit=spec.limit)
 
         t0 = time.perf_counter()
-        target = Target(path, job.checkpoint_kind, self.s.base_model)
+        target = Target(path, job.checkpoint_kind, self.settings.base_model)
         try:
             info: dict[str, Any] = dict(self.backend.load(target))
         except (CheckpointError, LoadError):
@@ -210,18 +218,14 @@ class JobRunner:
         info["load_total_s"] = round(time.perf_counter() - t0, 4)
         self._checkpoint_boundary(hb)
 
-        tok_dir = (
-            path
-            if (path / "tokenizer.json").is_file() or job.checkpoint_kind == "full"
-            else self.s.base_model
-        )
-        tokenizer = self._tokenizer(Path(tok_dir)) if tok_dir is not None else None
+        tokenizer = self._tokenizer(tokenizer_dir(target))
         prompts = [task.render_prompt(ex, tokenizer) for ex in examples]
 
         t1 = time.perf_counter()
         outputs = []
-        for i in range(0, len(prompts), self.s.gen_chunk):
-            outputs.extend(self.backend.generate(prompts[i : i + self.s.gen_chunk], spec.sampling))
+        chunk = self.settings.gen_chunk
+        for i in range(0, len(prompts), chunk):
+            outputs.extend(self.backend.generate(prompts[i : i + chunk], spec.sampling))
             self._checkpoint_boundary(hb)
         gen_s = time.perf_counter() - t1
         n_tokens = sum(c.num_tokens for outs in outputs for c in outs)
@@ -257,7 +261,7 @@ class JobRunner:
             grade_s=round(grade_s, 4),
             n_prompts=len(prompts),
             grader_version=GRADER_VERSION,
-            worker_id=self.s.worker_id,
+            worker_id=self.settings.worker_id,
         )
         if hb.lost.is_set():
             raise _Abandon
@@ -275,7 +279,7 @@ class JobRunner:
     # --- writes -------------------------------------------------------------------------------
 
     def post_complete(self, job_id: int, body: CompleteRequest) -> None:
-        self._post("complete", {"job_id": job_id, "body": body.model_dump(mode="json")})
+        self._post(Write.complete, {"job_id": job_id, "body": body.model_dump(mode="json")})
         self.jobs_done += 1
 
     def _fail(self, lease: Lease, error: str, *, retryable: bool) -> None:
@@ -285,26 +289,26 @@ class JobRunner:
             retryable,
             error.splitlines()[0] if error else "",
         )
-        body = FailRequest(
-            worker_id=lease.worker_id, attempt=lease.attempt, error=error[-20_000:], retryable=retryable
+        body = FailRequest.clipped(
+            worker_id=lease.worker_id, attempt=lease.attempt, error=error, retryable=retryable
         )
-        self._post("fail", {"job_id": lease.job.id, "body": body.model_dump(mode="json")})
+        self._post(Write.fail, {"job_id": lease.job.id, "body": body.model_dump(mode="json")})
 
     def _release(self, lease: Lease) -> None:
         try:
             self.client.release(lease)
             log.info("job %d released (shutting down)", lease.job.id)
-        except (LedgerError, LedgerUnavailable) as e:  # the lease will simply expire
+        except DuetClientError as e:  # the lease will simply expire
             log.warning("job %d: release failed: %s", lease.job.id, e)
 
-    def _send(self, kind: str, payload: dict[str, Any]) -> None:
+    def _send(self, kind: Write, payload: dict[str, Any]) -> None:
         job_id, body = payload["job_id"], payload["body"]
-        if kind == "complete":
+        if kind == Write.complete:
             self.client.complete(job_id, CompleteRequest.model_validate(body))
         else:
-            self.client.request("POST", f"/v1/jobs/{job_id}/fail", json=body)
+            self.client.fail_job(job_id, FailRequest.model_validate(body))
 
-    def _post(self, kind: str, payload: dict[str, Any]) -> None:
+    def _post(self, kind: Write, payload: dict[str, Any]) -> None:
         """Post now; if the ledger stays unreachable, keep it in the spool for `replay_spool`."""
         if len(self.spool):  # keep order behind what is already waiting
             self.spool.append(kind, payload)
@@ -317,15 +321,15 @@ class JobRunner:
         except LedgerError as e:
             # refused (e.g. validation): retrying the same body cannot help; record why on the job
             log.error("job %d: ledger refused the %s: %s", payload["job_id"], kind, e)
-            if kind == "complete":
+            if kind == Write.complete:
                 body = payload["body"]
-                fail = FailRequest(
+                fail = FailRequest.clipped(
                     worker_id=body["worker_id"],
                     attempt=body["attempt"],
-                    error=f"result refused: {e}"[:20_000],
+                    error=f"result refused: {e}",
                     retryable=False,
                 )
-                self._post("fail", {"job_id": payload["job_id"], "body": fail.model_dump(mode="json")})
+                self._post(Write.fail, {"job_id": payload["job_id"], "body": fail.model_dump(mode="json")})
         except LedgerUnavailable as e:
             log.warning("job %d: ledger down, %s spooled: %s", payload["job_id"], kind, e)
             self.spool.append(kind, payload)
@@ -334,7 +338,7 @@ class JobRunner:
         sent = 0
         for rec in self.spool.pending():
             try:
-                self._send(rec.kind, rec.payload)
+                self._send(Write(rec.kind), rec.payload)
             except LedgerUnavailable:
                 break
             except LedgerError as e:  # stale attempt or refused: replaying again cannot help

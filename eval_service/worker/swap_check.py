@@ -22,6 +22,7 @@ PROBE_SUFFIXES = (
     "layers.0.input_layernorm.weight",
 )
 PROBE_ROWS = 16
+LM_HEAD = "lm_head.weight"
 
 
 @dataclass(frozen=True)
@@ -72,29 +73,36 @@ def _safetensors_index(ckpt: Path) -> dict[str, Path]:
     return out
 
 
-def _tied(ckpt: Path) -> bool:
+def ties_word_embeddings(ckpt: Path) -> bool:
+    """True when the checkpoint's config ties lm_head to the input embedding."""
     try:
         return bool(json.loads((ckpt / "config.json").read_text()).get("tie_word_embeddings", False))
     except (OSError, ValueError):
         return False
 
 
+def lm_head_key(ckpt: Path, where: dict[str, Path]) -> str | None:
+    """The checkpoint tensor that holds lm_head's weights: `lm_head.weight`, or for a tied head
+    (saved only once, as the embedding) the embedding's key; None when there is neither."""
+    if LM_HEAD in where:
+        return LM_HEAD
+    if ties_word_embeddings(ckpt):
+        return next((k for k in where if k.endswith("embed_tokens.weight")), None)
+    return None
+
+
+def _probe_keys(ckpt: Path) -> dict[str, tuple[str, Path]]:
+    """Engine parameter name -> (checkpoint key, file) for every probed parameter."""
+    where = _safetensors_index(ckpt)
+    keys = {k: (k, f) for k, f in where.items() if k.endswith(PROBE_SUFFIXES)}
+    head = lm_head_key(ckpt, where)
+    if head is not None:
+        keys[LM_HEAD] = (head, where[head])
+    return keys
+
+
 def probe_names(ckpt: Path) -> list[str]:
-    names = [k for k in _safetensors_index(ckpt) if k.endswith(PROBE_SUFFIXES)]
-    if _tied(ckpt) and "lm_head.weight" not in names:
-        names.append("lm_head.weight")  # read from embed_tokens on the checkpoint side
-    return names
-
-
-def retie_lm_head(worker: Any) -> bool:
-    """Runs inside a vLLM worker: point a tied lm_head back at the (reloaded) embedding."""
-    model = worker.model_runner.get_model()
-    head, inner = getattr(model, "lm_head", None), getattr(model, "model", None)
-    embed = getattr(inner, "embed_tokens", None)
-    if head is None or embed is None or head.weight is embed.weight:
-        return False
-    head.weight = embed.weight
-    return True
+    return list(_probe_keys(ckpt))
 
 
 def checkpoint_probe(ckpt: Path, engine_side: dict[str, Any], rows: int = PROBE_ROWS) -> dict[str, Any]:
@@ -102,21 +110,13 @@ def checkpoint_probe(ckpt: Path, engine_side: dict[str, Any], rows: int = PROBE_
     import torch
     from safetensors import safe_open
 
-    where = _safetensors_index(ckpt)
-    if "lm_head.weight" not in where and _tied(ckpt):
-        embed = next((k for k in where if k.endswith("embed_tokens.weight")), None)
-        if embed is not None:
-            where = {**where, "lm_head.weight": where[embed]}
+    keys = _probe_keys(ckpt)
     out: dict[str, Any] = {}
     for name, eng in engine_side.items():
-        if name not in where:
+        if name not in keys:
             continue
-        key = (
-            name
-            if name != "lm_head.weight" or "lm_head.weight" in _safetensors_index(ckpt)
-            else next(k for k in where if k.endswith("embed_tokens.weight"))
-        )
-        with safe_open(str(where[name]), framework="pt") as st:
+        key, file = keys[name]
+        with safe_open(str(file), framework="pt") as st:
             sl = st.get_slice(key)
             n0 = min(rows, sl.get_shape()[0])
             t = sl[:n0].to(getattr(torch, eng["dtype"]))
@@ -281,9 +281,7 @@ def checkpoint_logits_error(ckpt: Path, engine_side: dict[str, Any]) -> float | 
     from safetensors import safe_open
 
     where = _safetensors_index(ckpt)
-    key = "lm_head.weight" if "lm_head.weight" in where else None
-    if key is None and _tied(ckpt):
-        key = next((k for k in where if k.endswith("embed_tokens.weight")), None)
+    key = lm_head_key(ckpt, where)
     if key is None:
         return None
     got = torch.tensor(engine_side["y"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,23 +21,17 @@ from shared.checkpoint import (
     MARKER_NAME,
     CheckpointError,
     check_hf_checkpoint,
+    checkpoint_step,
     content_fingerprint,
     detect_kind,
     read_marker,
     stat_signature,
     verify_marker,
 )
-from shared.client import LedgerClient, LedgerError, LedgerUnavailable
+from shared.client import DuetClientError, LedgerClient
 from shared.schemas import CheckpointCreate, EvalSpec, RunRead
 
 log = logging.getLogger("duet.worker.watcher")
-
-_STEP_RE = re.compile(r"(?:checkpoint|step|ckpt)[-_]?(\d+)$")
-
-
-def step_from_name(d: Path) -> int | None:
-    m = _STEP_RE.search(d.name)
-    return int(m.group(1)) if m else None
 
 
 def candidate_dirs(root: Path, depth: int) -> list[Path]:
@@ -69,7 +62,7 @@ class CheckpointWatcher:
         on_enqueued: Callable[[], None] | None = None,
     ):
         assert settings.watch is not None
-        self.s, self.client, self.run, self.spec = settings, client, run, spec
+        self.settings, self.client, self.run, self.spec = settings, client, run, spec
         self.root = Path(settings.watch)
         self.on_enqueued = on_enqueued or (lambda: None)
         self.published: set[Path] = set()
@@ -109,7 +102,9 @@ class CheckpointWatcher:
                 self._warn_once(d, f"{d}: marker is for run {marker.run!r}, not {self.run.name!r}; skipped")
                 return None
             return marker.step
-        if self.s.require_marker == "always" or (self.s.require_marker == "auto" and self._marker_mode):
+        if self.settings.require_marker == "always" or (
+            self.settings.require_marker == "auto" and self._marker_mode
+        ):
             return None  # a writer that uses markers has not finished this one (or was killed)
         try:
             check_hf_checkpoint(d)
@@ -121,7 +116,7 @@ class CheckpointWatcher:
         self._last_sig[d] = sig
         if not stable:
             return None
-        step = step_from_name(d)
+        step = checkpoint_step(d, strict=False)  # other trainers' names count too: only read, never deleted
         if step is None:
             self._warn_once(
                 d, f"{d}: complete but no step (no {MARKER_NAME}, name not checkpoint-N); skipped"
@@ -151,15 +146,15 @@ class CheckpointWatcher:
             self.on_enqueued()
 
     def publish_base(self) -> None:
-        if self.s.base_model is not None and self.s.base_model not in self.published:
-            self.publish(Path(self.s.base_model), 0, priority=self.s.base_priority)
+        if self.settings.base_model is not None and self.settings.base_model not in self.published:
+            self.publish(Path(self.settings.base_model), 0, priority=self.settings.base_priority)
 
     def reconcile(self) -> None:
         """Enqueue every checkpoint the ledger has for the run (deduped there)."""
         created = 0
         for ck in self.client.list_checkpoints(self.run.id):
             res = self.client.enqueue(
-                self.spec, checkpoint_id=ck.id, priority=self.s.base_priority if ck.step == 0 else 0
+                self.spec, checkpoint_id=ck.id, priority=self.settings.base_priority if ck.step == 0 else 0
             )
             self.published.add(Path(ck.path))
             created += res.created
@@ -170,7 +165,7 @@ class CheckpointWatcher:
     def scan(self) -> list[Path]:
         """One pass over the root; returns the dirs published in this pass."""
         new = []
-        for d in candidate_dirs(self.root, self.s.scan_depth):
+        for d in candidate_dirs(self.root, self.settings.scan_depth):
             if d in self.published:
                 continue
             step = self.complete_step(d)
@@ -188,7 +183,7 @@ class CheckpointWatcher:
             if reconcile:
                 self.reconcile()
             self.scan()
-        except (LedgerUnavailable, LedgerError) as e:
+        except DuetClientError as e:
             log.warning("ledger write failed, will retry on the next scan: %s", e)
 
     def _loop(self) -> None:
@@ -196,24 +191,26 @@ class CheckpointWatcher:
 
         self._tick(reconcile=True)
         self.first_pass_done.set()
-        next_reconcile = time.monotonic() + self.s.reconcile_interval_s
+        next_reconcile = time.monotonic() + self.settings.reconcile_interval_s
         while not self._stop.is_set():
             # unmarked checkpoints need a second look to prove they stopped changing
-            timeout = self.s.rescan_interval_s if not self._last_sig else max(self.s.settle_s, 0.2)
+            timeout = (
+                self.settings.rescan_interval_s if not self._last_sig else max(self.settings.settle_s, 0.2)
+            )
             if self._wake.wait(timeout):
                 self._wake.clear()
                 # Debounce a burst of file events; the marker, renamed into place last, ends it at once.
-                self._marker_event.wait(self.s.settle_s)
+                self._marker_event.wait(self.settings.settle_s)
                 self._marker_event.clear()
             if self._stop.is_set():
                 break
             due = time.monotonic() >= next_reconcile
             if due:
-                next_reconcile = time.monotonic() + self.s.reconcile_interval_s
+                next_reconcile = time.monotonic() + self.settings.reconcile_interval_s
             self._tick(reconcile=due)
 
     def start(self) -> None:
-        if not self.s.poll:
+        if not self.settings.poll:
             from watchdog.events import FileSystemEventHandler
             from watchdog.observers import Observer
 

@@ -3,9 +3,8 @@
 Light at import: math-verify/sympy only load in a child process when a sample needs them.
 """
 
+from shared.grading.answer_format import AnswerFormat
 from shared.grading.categories import (
-    ALL_CATEGORIES,
-    ANSWER_FORMATS,
     CORRECT,
     FAILURE_CATEGORIES,
     MISSING_ANSWER_CLOSE,
@@ -15,7 +14,6 @@ from shared.grading.categories import (
     TRUNCATED,
     WRONG_ANSWER,
     WRONG_ORDER,
-    AnswerFormat,
     Grade,
 )
 from shared.grading.equivalence import fast_equivalent, is_equivalent
@@ -25,8 +23,6 @@ from shared.grading.metrics import aggregate, is_repetition_loop, token_entropy
 from shared.grading.verifier import MathVerifier
 
 __all__ = [
-    "ALL_CATEGORIES",
-    "ANSWER_FORMATS",
     "CORRECT",
     "FAILURE_CATEGORIES",
     "GRADER_VERSION",

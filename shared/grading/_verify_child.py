@@ -1,4 +1,6 @@
-"""The child side of `MathVerifier`: read `[gold, pred]` JSON lines, answer `true`/`false` lines."""
+"""The child side of `MathVerifier`: read `[gold, pred]` JSON lines, answer `true`/`false` lines.
+
+Run as a script by file path, so it imports only the standard library and math-verify (no `shared`)."""
 
 from __future__ import annotations
 

@@ -7,15 +7,11 @@ the contract: renaming one needs a GRADER_VERSION bump.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
-AnswerFormat = Literal["gsm8k", "boxed", "r1_zero", "freeform"]
-ANSWER_FORMATS: tuple[str, ...] = ("gsm8k", "boxed", "r1_zero", "freeform")
 
 CORRECT = "correct"
 WRONG_ANSWER = "wrong_answer"
 
-# Format failures, most specific first.
+# Format failures, most specific first (the answer formats are `AnswerFormat`'s values).
 MISSING_THINK_CLOSE = "missing_think_close"  # r1_zero: no `</think>`
 MISSING_ANSWER_OPEN = "missing_answer_open"  # no answer marker: `<answer>`, `####`, `\boxed{`
 MISSING_ANSWER_CLOSE = "missing_answer_close"  # answer opened but never closed: `</answer>`, `\boxed{…`
@@ -31,7 +27,6 @@ FAILURE_CATEGORIES: tuple[str, ...] = (
     TRUNCATED,
     NO_ANSWER,
 )
-ALL_CATEGORIES: tuple[str, ...] = (CORRECT, WRONG_ANSWER, *FAILURE_CATEGORIES)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Pull the final answer out of a response, per answer format, and classify format failures.
 
-Policy (documented in docs/grading.md via the module docstrings):
+Policy per answer format (this docstring is its only statement; keep it in step with the code):
 - r1_zero is strict: the answer counts only if `</think>` then `<answer>…</answer>` are present in
   that order (the leading `<think>` is part of the prompt, so it is optional in the response).
 - boxed is strict: the last complete `\\boxed{…}` (nested braces allowed); no fallback.
@@ -12,8 +12,10 @@ Policy (documented in docs/grading.md via the module docstrings):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from shared.grading.answer_format import AnswerFormat
 from shared.grading.categories import (
     MISSING_ANSWER_CLOSE,
     MISSING_ANSWER_OPEN,
@@ -130,17 +132,18 @@ def extract_freeform(response: str, finish_reason: str | None = None) -> Extract
     return _fail(NO_ANSWER, finish_reason)
 
 
-EXTRACTORS = {
-    "r1_zero": extract_r1_zero,
-    "gsm8k": extract_gsm8k,
-    "boxed": extract_boxed,
-    "freeform": extract_freeform,
+EXTRACTORS: dict[AnswerFormat, Callable[[str, str | None], Extraction]] = {
+    AnswerFormat.r1_zero: extract_r1_zero,
+    AnswerFormat.gsm8k: extract_gsm8k,
+    AnswerFormat.boxed: extract_boxed,
+    AnswerFormat.freeform: extract_freeform,
 }
 
 
-def extract(response: str, fmt: str, finish_reason: str | None = None) -> Extraction:
+def extract(response: str, fmt: AnswerFormat | str, finish_reason: str | None = None) -> Extraction:
     try:
-        fn = EXTRACTORS[fmt]
-    except KeyError:
-        raise ValueError(f"unknown answer format {fmt!r}; expected one of {sorted(EXTRACTORS)}") from None
+        fn = EXTRACTORS[AnswerFormat(fmt)]
+    except ValueError:
+        expected = sorted(f.value for f in AnswerFormat)
+        raise ValueError(f"unknown answer format {fmt!r}; expected one of {expected}") from None
     return fn(response, finish_reason)

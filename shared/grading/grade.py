@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.grading.answer_format import AnswerFormat
 from shared.grading.categories import CORRECT, WRONG_ANSWER, Grade
 from shared.grading.equivalence import is_equivalent
 from shared.grading.extract import extract
@@ -15,7 +16,7 @@ GRADER_VERSION = "1"
 def grade_response(
     response: str,
     gold: str,
-    fmt: str,
+    fmt: AnswerFormat | str,
     finish_reason: str | None = None,
     *,
     verifier: MathVerifier | None = None,

@@ -2,8 +2,8 @@
 
 math-verify's own timeouts use `signal.alarm`, which only works in the main thread; the worker
 grades off the main thread. So its timeouts are disabled and each comparison runs in a long-lived
-child process (a plain `python -m` subprocess speaking JSON lines: no multiprocessing start-method
-pitfalls, nothing re-imports the caller's `__main__`). A comparison that exceeds the timeout kills
+child process (a plain `python _verify_child.py` subprocess speaking JSON lines: no multiprocessing
+start-method pitfalls, nothing re-imports the caller's `__main__`). A comparison that exceeds the timeout kills
 the child; the next call starts a fresh one.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import select
 import subprocess
 import sys
@@ -20,7 +19,9 @@ from pathlib import Path
 
 DEFAULT_TIMEOUT_S = 5.0
 STARTUP_TIMEOUT_S = 60.0
-_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
+# Run by file path: the child imports only the standard library and math-verify, so it needs no
+# package on sys.path and works the same from a checkout, an editable or a regular install.
+_CHILD_SCRIPT = str(Path(__file__).resolve().with_name("_verify_child.py"))
 
 
 class MathVerifier:
@@ -33,16 +34,15 @@ class MathVerifier:
         self.timeouts = 0  # how many comparisons were cut off (exposed for logs/benchmarks)
 
     def _start(self) -> subprocess.Popen[str]:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT, env.get("PYTHONPATH")) if p)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.grading._verify_child"],
+            # -P: keep this package's directory off the child's sys.path (its module names, e.g.
+            # `metrics`, must not shadow what math-verify and sympy import).
+            [sys.executable, "-P", _CHILD_SCRIPT],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             bufsize=1,
-            env=env,
         )
         # The child says "ready" once sympy is imported, so its start-up never eats a sample's timeout.
         assert proc.stdout is not None

@@ -7,7 +7,8 @@ for ex in task.examples("test", limit=100):
     grade = task.grade(response, ex, finish_reason)
 """
 
-# Built-in tasks register themselves on import.
+# The built-in tasks are registered here, once, when this package is imported (their modules do not
+# register themselves: importing one alone adds nothing to the registry).
 from shared.tasks import arithmetic, files, ones_digit
 from shared.tasks.base import Example, Split, Task, TaskOptions
 from shared.tasks.registry import available_tasks, get_task, register_task

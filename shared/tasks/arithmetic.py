@@ -23,7 +23,7 @@ def pair_split(a: int, b: int, test_fraction: float, salt: str) -> Split:
 
 
 class ArithmeticOptions(TaskOptions):
-    answer_format: AnswerFormat = "r1_zero"
+    answer_format: AnswerFormat = AnswerFormat.r1_zero
     n_train: int = Field(1000, ge=1)
     n_test: int = Field(200, ge=1)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
@@ -80,7 +80,7 @@ class MultiplicationTableTask(_ArithmeticTask):
 
     name = "multiplication_table"
     Options = ArithmeticOptions
-    answer_format = "r1_zero"
+    answer_format = AnswerFormat.r1_zero
     op_word, op_symbol = "times", "*"
 
     def compute(self, a: int, b: int) -> int:
@@ -90,24 +90,29 @@ class MultiplicationTableTask(_ArithmeticTask):
         return 1, 12
 
 
-class MultiplicationTask(_ArithmeticTask):
-    """Multi-digit multiplication: both operands have exactly `digits` digits."""
+class _DigitsTask(_ArithmeticTask):
+    """Both operands have exactly `digits` digits."""
 
-    name = "multiplication"
     Options = DigitsOptions
-    answer_format = "r1_zero"
-    op_word, op_symbol = "times", "*"
+    answer_format = AnswerFormat.r1_zero
     options: DigitsOptions
-
-    def compute(self, a: int, b: int) -> int:
-        return a * b
 
     def operand_range(self) -> tuple[int, int]:
         d = self.options.digits
         return (1 if d == 1 else 10 ** (d - 1)), 10**d - 1
 
 
-class AdditionTask(MultiplicationTask):
+class MultiplicationTask(_DigitsTask):
+    """Multi-digit multiplication: both operands have exactly `digits` digits."""
+
+    name = "multiplication"
+    op_word, op_symbol = "times", "*"
+
+    def compute(self, a: int, b: int) -> int:
+        return a * b
+
+
+class AdditionTask(_DigitsTask):
     """Addition: both operands have exactly `digits` digits."""
 
     name = "addition"

@@ -114,7 +114,7 @@ class FileTask(Task):
 
 
 class GSM8KOptions(FileOptions):
-    answer_format: AnswerFormat = "gsm8k"
+    answer_format: AnswerFormat = AnswerFormat.gsm8k
 
 
 class GSM8KTask(FileTask):
@@ -122,7 +122,7 @@ class GSM8KTask(FileTask):
 
     name = "gsm8k"
     Options = GSM8KOptions
-    answer_format = "gsm8k"
+    answer_format = AnswerFormat.gsm8k
     default_file = "gsm8k_sample.jsonl"
 
     def row_example(self, row: dict[str, Any], i: int, source: str, split: Split) -> Example:
@@ -142,7 +142,7 @@ class GSM8KTask(FileTask):
 
 
 class MATHOptions(FileOptions):
-    answer_format: AnswerFormat = "boxed"
+    answer_format: AnswerFormat = AnswerFormat.boxed
 
 
 class MATHTask(FileTask):
@@ -150,7 +150,7 @@ class MATHTask(FileTask):
 
     name = "math"
     Options = MATHOptions
-    answer_format = "boxed"
+    answer_format = AnswerFormat.boxed
     default_file = "math_sample.jsonl"
 
     def row_example(self, row: dict[str, Any], i: int, source: str, split: Split) -> Example:
@@ -162,7 +162,9 @@ class MATHTask(FileTask):
         gold = str(row.get("answer") or boxed).strip()
         # MATH solutions already end in \boxed{}: keep them whole for the boxed format.
         target = (
-            solution if self.answer_format == "boxed" else format_solution(solution, gold, self.answer_format)
+            solution
+            if self.answer_format == AnswerFormat.boxed
+            else format_solution(solution, gold, self.answer_format)
         )
         return Example(id=self._id(source, split, i, row), question=problem, answer=gold, solution=target)
 
@@ -174,7 +176,7 @@ class CustomOptions(FileOptions):
     question_field: str = "question"
     answer_field: str = "answer"
     solution_field: str | None = None
-    answer_format: AnswerFormat = "freeform"
+    answer_format: AnswerFormat = AnswerFormat.freeform
     # A name for ids and logs; several custom datasets can be told apart by it.
     dataset_name: str = Field("custom", min_length=1)
 
@@ -193,7 +195,7 @@ class CustomTask(FileTask):
 
     name = "custom"
     Options = CustomOptions
-    answer_format = "freeform"
+    answer_format = AnswerFormat.freeform
     options: CustomOptions
 
     def rows(self, split: Split) -> tuple[str, list[dict[str, Any]]]:

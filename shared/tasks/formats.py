@@ -9,51 +9,57 @@ from __future__ import annotations
 
 from typing import Any
 
-INSTRUCTIONS: dict[str, str] = {
-    "gsm8k": 'Solve the problem step by step. Write the final answer on the last line as "#### <answer>".',
-    "boxed": "Please reason step by step, and put your final answer within \\boxed{}.",
-    "r1_zero": "Think inside <think> </think>, then give the final answer inside <answer> </answer>.",
-    "freeform": 'End your response with "The answer is <answer>."',
+from shared.grading import AnswerFormat
+
+INSTRUCTIONS: dict[AnswerFormat, str] = {
+    AnswerFormat.gsm8k: (
+        'Solve the problem step by step. Write the final answer on the last line as "#### <answer>".'
+    ),
+    AnswerFormat.boxed: "Please reason step by step, and put your final answer within \\boxed{}.",
+    AnswerFormat.r1_zero: (
+        "Think inside <think> </think>, then give the final answer inside <answer> </answer>."
+    ),
+    AnswerFormat.freeform: 'End your response with "The answer is <answer>."',
 }
 
 THINK_OPEN = "<think>"
 
 
-def with_instructions(question: str, fmt: str) -> str:
+def with_instructions(question: str, fmt: AnswerFormat) -> str:
     return f"{question}\n{INSTRUCTIONS[fmt]}"
 
 
-def render(prompt: str, fmt: str, *, use_chat_template: bool, tokenizer: Any = None) -> str:
+def render(prompt: str, fmt: AnswerFormat, *, use_chat_template: bool, tokenizer: Any = None) -> str:
     """The exact string the model is conditioned on (trainer and worker both use this)."""
-    prefix = THINK_OPEN if fmt == "r1_zero" else ""
+    prefix = THINK_OPEN if fmt == AnswerFormat.r1_zero else ""
     if use_chat_template and tokenizer is not None and getattr(tokenizer, "chat_template", None):
         chat = tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
         )
         return chat + prefix
-    if fmt == "r1_zero":
+    if fmt == AnswerFormat.r1_zero:
         return f"User: {prompt}\nAssistant: {THINK_OPEN}"
     return f"{prompt}\n"
 
 
-def format_solution(reasoning: str | None, answer: str, fmt: str) -> str:
+def format_solution(reasoning: str | None, answer: str, fmt: AnswerFormat) -> str:
     """A worked solution in answer format `fmt` (the SFT target, before the prompt's prefix is cut)."""
     reasoning = (reasoning or "").strip()
-    if fmt == "gsm8k":
+    if fmt == AnswerFormat.gsm8k:
         return f"{reasoning}\n#### {answer}" if reasoning else f"#### {answer}"
-    if fmt == "boxed":
+    if fmt == AnswerFormat.boxed:
         tail = f"The final answer is $\\boxed{{{answer}}}$."
         return f"{reasoning}\n{tail}" if reasoning else tail
-    if fmt == "r1_zero":
+    if fmt == AnswerFormat.r1_zero:
         return f"{THINK_OPEN}{reasoning}</think> <answer>{answer}</answer>"
-    if fmt == "freeform":
+    if fmt == AnswerFormat.freeform:
         tail = f"The answer is {answer}."
         return f"{reasoning}\n{tail}" if reasoning else tail
     raise ValueError(f"unknown answer format {fmt!r}")
 
 
-def completion(solution: str, fmt: str) -> str:
+def completion(solution: str, fmt: AnswerFormat) -> str:
     """Cut what the rendered prompt already ends with (r1_zero's "<think>") off a solution."""
-    if fmt == "r1_zero" and solution.startswith(THINK_OPEN):
+    if fmt == AnswerFormat.r1_zero and solution.startswith(THINK_OPEN):
         return solution[len(THINK_OPEN) :]
     return solution

@@ -16,6 +16,7 @@ import random
 
 from pydantic import Field, model_validator
 
+from shared.grading import AnswerFormat
 from shared.tasks.base import Example, Split, Task, TaskOptions
 from shared.tasks.formats import format_solution
 
@@ -77,7 +78,7 @@ class OnesDigitOptions(TaskOptions):
 class OnesDigitTask(Task):
     name = "ones_digit"
     Options = OnesDigitOptions
-    answer_format = "r1_zero"
+    answer_format = AnswerFormat.r1_zero
     options: OnesDigitOptions
 
     def split_pages(self) -> tuple[list[int], list[int]]:

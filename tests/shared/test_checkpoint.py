@@ -132,3 +132,14 @@ def test_published_checkpoints_are_marked_checkpoint_dirs_by_step(tmp_path):
     assert published_checkpoints(tmp_path / "missing") == []
     assert checkpoint_step("/x/checkpoint-42") == 42
     assert checkpoint_step("/x/checkpoint-42-tmp") is None
+
+
+def test_step_names_the_trainer_owns_and_the_names_the_worker_reads():
+    from shared.checkpoint import checkpoint_step
+
+    # Other trainers' names: the worker evaluates them, the trainer never deletes or resumes them.
+    for name, step in (("step-7", 7), ("ckpt_12", 12), ("run1-checkpoint5", 5), ("checkpoint-42", 42)):
+        assert checkpoint_step(f"/x/{name}", strict=False) == step, name
+        assert checkpoint_step(f"/x/{name}") == (step if name == "checkpoint-42" else None), name
+    assert checkpoint_step("/x/checkpoint-42-tmp", strict=False) is None
+    assert checkpoint_step("/x/base-model", strict=False) is None

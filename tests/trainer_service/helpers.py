@@ -10,6 +10,9 @@ from typing import Any
 from shared.checkpoint import read_marker, verify_marker
 from trainer_service.config import TrainConfig, load_config
 
+REPO = Path(__file__).resolve().parents[2]
+TINY_CONFIG = REPO / "cli/configs/tiny.yaml"  # the config `duet up` ships
+
 
 def tiny_config(model: Path, output_dir: Path, **overrides: Any) -> TrainConfig:
     """A few-dozen-step CPU run on ones_digit (small batch and train set to keep tests fast)."""

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from shared.cli import app
+from cli.app import app
+from tests.trainer_service.helpers import TINY_CONFIG
 from trainer_service.config import ConfigError, load_config, parse_overrides
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,7 +24,7 @@ def test_cli_flags_override_yaml_in_trl_spelling(tiny_model: Path, tmp_path: Pat
     monkeypatch.setenv("DUET_TRAIN_SEED", "7")
     monkeypatch.setenv("DUET_TRAIN_LOGGING_STEPS", "3")
     cfg = load_config(
-        REPO / "configs/tiny.yaml",
+        TINY_CONFIG,
         parse_overrides(
             [
                 "--model",
@@ -75,7 +76,7 @@ def test_duet_train_prints_the_error_and_loads_nothing(tiny_model: Path, tmp_pat
     out = tmp_path / "out"
     r = CliRunner().invoke(
         app,
-        ["train", "--config", str(REPO / "configs/tiny.yaml"), "--model", str(tiny_model),
+        ["train", "--config", str(TINY_CONFIG), "--model", str(tiny_model),
          "--output_dir", str(out), "--lr_scheduler_type", "cosine_annealing"],
     )  # fmt: skip
     assert r.exit_code == 2
@@ -91,7 +92,7 @@ def test_duet_train_prints_the_error_and_loads_nothing(tiny_model: Path, tmp_pat
     ]:
         r = CliRunner().invoke(
             app,
-            ["train", "--config", str(REPO / "configs/tiny.yaml"), "--model", str(tiny_model),
+            ["train", "--config", str(TINY_CONFIG), "--model", str(tiny_model),
              "--output_dir", str(out), "--report", "false", *flags],
         )  # fmt: skip
         assert r.exit_code == 2, r.output
@@ -114,8 +115,10 @@ def test_qlora_fails_clearly_without_a_gpu(tiny_model: Path, tmp_path: Path):
         train(cfg)
 
 
-@pytest.mark.parametrize("name", ["tiny.yaml", "tiny-lora.yaml", "qwen2.5-math-1.5b.yaml"])
-def test_shipped_configs_validate(name: str, tiny_model: Path):
-    over = {} if name.startswith("qwen") else {"model": str(tiny_model)}
-    cfg = load_config(REPO / "configs" / name, over)
+@pytest.mark.parametrize(
+    "path", [TINY_CONFIG, REPO / "configs/tiny-lora.yaml", REPO / "configs/qwen2.5-math-1.5b.yaml"]
+)
+def test_shipped_configs_validate(path: Path, tiny_model: Path):
+    over = {} if path.name.startswith("qwen") else {"model": str(tiny_model)}
+    cfg = load_config(path, over)
     assert cfg.retention.enabled

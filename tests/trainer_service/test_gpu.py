@@ -1,14 +1,13 @@
 """GPU path of the trainer: bf16 mixed precision on CUDA (runs only where a GPU is present)."""
 
 import math
-from pathlib import Path
 
 import pytest
 
 from shared.checkpoint import read_marker, verify_marker
+from tests.trainer_service.helpers import TINY_CONFIG
 
 pytestmark = pytest.mark.gpu
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_bf16_training_on_cuda_publishes_checkpoints(tiny_model, tmp_path):
@@ -18,7 +17,7 @@ def test_bf16_training_on_cuda_publishes_checkpoints(tiny_model, tmp_path):
     from trainer_service.train import train
 
     cfg = load_config(
-        REPO / "configs" / "tiny.yaml",
+        TINY_CONFIG,
         {
             "model": str(tiny_model),
             "output_dir": str(tmp_path / "run"),

@@ -14,12 +14,9 @@ import pytest
 from transformers.trainer_utils import get_last_checkpoint
 
 from shared.checkpoint import MARKER_NAME
-from tests.trainer_service.helpers import assert_published
-from trainer_service.callbacks import FAULT_ENV
+from tests.trainer_service.helpers import REPO, TINY_CONFIG, assert_published
 from trainer_service.config import load_config, parse_overrides
 from trainer_service.train import train
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _args(model: Path, out: Path) -> list[str]:
@@ -34,18 +31,16 @@ def _args(model: Path, out: Path) -> list[str]:
 @pytest.mark.slow
 def test_kill_in_save_leaves_no_marker_and_resume_continues(tiny_model: Path, tmp_path: Path):
     out = tmp_path / "out"
-    env = {**os.environ, FAULT_ENV: "8", "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
-            "shared.cli",
-            "train",
-            "--config",
-            str(REPO / "configs/tiny.yaml"),
+            "tests.trainer_service.kill_in_save",
+            "8",
+            str(TINY_CONFIG),
             *_args(tiny_model, out),
         ],
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         timeout=300,
@@ -59,7 +54,7 @@ def test_kill_in_save_leaves_no_marker_and_resume_continues(tiny_model: Path, tm
     assert not (half / "trainer_state.json").exists()
     assert get_last_checkpoint(str(out)) == str(half)  # what duet must not resume from
 
-    cfg = load_config(REPO / "configs/tiny.yaml", parse_overrides(_args(tiny_model, out)))
+    cfg = load_config(TINY_CONFIG, parse_overrides(_args(tiny_model, out)))
     result = train(cfg, resume=True)
 
     assert result.resumed_from == out / "checkpoint-4"

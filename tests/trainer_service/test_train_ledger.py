@@ -120,7 +120,7 @@ def test_ledger_down_at_start_and_mid_run_loses_nothing(tiny_model: Path, ledger
 def test_ledger_down_for_the_whole_run_then_train_sync(tiny_model: Path, ledger, tmp_path: Path):
     from typer.testing import CliRunner
 
-    from shared.cli import app
+    from cli.app import app
 
     ledger.stop()
     cfg = tiny_config(

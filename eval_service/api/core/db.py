@@ -79,13 +79,13 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction: committed on success, rolled back on any exception."""
-        with Session(self.writer, expire_on_commit=False) as s, s.begin():
-            yield s
+        with Session(self.writer, expire_on_commit=False) as session, session.begin():
+            yield session
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with Session(self.reader, expire_on_commit=False) as s:
-            yield s
+        with Session(self.reader, expire_on_commit=False) as session:
+            yield session
 
     def dispose(self) -> None:
         self.writer.dispose()

@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.schemas import JobStatus
+
 
 class _QueueCollector(Collector):
     """Queue depth and outbox backlog, read from the database at scrape time."""
@@ -18,7 +20,7 @@ class _QueueCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         g = GaugeMetricFamily("duet_jobs", "Eval jobs by status", labels=["status"])
         depth = self._depth()
-        for status in ("queued", "leased", "done", "dead", "cancelled"):
+        for status in JobStatus:
             g.add_metric([status], depth.get(status, 0))
         yield g
         yield GaugeMetricFamily("duet_wandb_outbox_pending", "Rows waiting for W&B", value=self._pending())
@@ -26,18 +28,17 @@ class _QueueCollector(Collector):
 
 class LedgerMetrics:
     def __init__(self, depth: Callable[[], dict[str, int]], pending: Callable[[], int]):
-        self.registry = CollectorRegistry()
-        r = self.registry
+        self.registry = registry = CollectorRegistry()
         self.job_latency = Histogram(
             "duet_job_latency_seconds",
             "Enqueue to done",
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, float("inf")),
-            registry=r,
+            registry=registry,
         )
-        self.claims = Counter("duet_claims", "Jobs handed to workers", registry=r)
-        self.train_rows = Counter("duet_train_rows_ingested", "Train metric rows stored", registry=r)
+        self.claims = Counter("duet_claims", "Jobs handed to workers", registry=registry)
+        self.train_rows = Counter("duet_train_rows_ingested", "Train metric rows stored", registry=registry)
         self.duplicates = Counter(
-            "duet_train_rows_duplicate", "Train metric rows ignored as dups", registry=r
+            "duet_train_rows_duplicate", "Train metric rows ignored as dups", registry=registry
         )
-        self.conflicts = Counter("duet_http_409", "Stale-attempt and state conflicts", registry=r)
-        r.register(_QueueCollector(depth, pending))
+        self.conflicts = Counter("duet_http_409", "Stale-attempt and state conflicts", registry=registry)
+        registry.register(_QueueCollector(depth, pending))

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 
 import httpx
 import pytest
 
+from eval_service.api.serve import serve
 from shared.client import LedgerError
 from shared.schemas import EvalSpec
-from tests.fixtures.ledger import REPO
 
 
 def _counts(ledger) -> tuple:
@@ -50,19 +48,14 @@ def test_tokens_scopes_and_read_auth(ledger_factory):
     assert httpx.get(f"{closed.url}/healthz").status_code == 200
 
 
-def test_refuses_default_tokens_off_loopback(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DUET_")}
-    env["DUET_DB_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
-    p = subprocess.run(
-        [sys.executable, "-m", "eval_service.api", "--host", "0.0.0.0", "--port", "1"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert p.returncode == 1
-    assert "DUET_API_TOKEN" in p.stderr and "DUET_ADMIN_TOKEN" in p.stderr and "Traceback" not in p.stderr
+def test_refuses_default_tokens_off_loopback(tmp_path, monkeypatch):
+    for name in [k for k in os.environ if k.startswith("DUET_")]:
+        monkeypatch.delenv(name)
+    db = tmp_path / "x.db"
+    with pytest.raises(ValueError) as refused:
+        serve(host="0.0.0.0", port=1, db=str(db))  # refuses before it builds the app or listens
+    assert "DUET_API_TOKEN" in str(refused.value) and "DUET_ADMIN_TOKEN" in str(refused.value)
+    assert not db.exists()
 
 
 def test_body_over_limit_is_413_before_parsing(ledger_factory):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from eval_service.api import crud
 from eval_service.api.core.config import ServerSettings
 from eval_service.api.core.db import Database
+from eval_service.api.crud import runs
 from eval_service.api.wandb_sink import WandbSink
 from shared.schemas import CompleteRequest, EvalSpec, RunCreate, TrainMetricRow, TrainMetricsBatch
 from tests.fixtures.wandb_files import read_offline_history, run_files
@@ -39,9 +39,9 @@ def test_train_and_eval_rows_land_in_the_runs_offline_file(ledger):
 
 
 def _ingest(db: Database, run_id: int, steps: range) -> None:
-    with db.write() as s:
+    with db.write() as session:
         rows = [TrainMetricRow(step=st, key="train/loss", value=float(st)) for st in steps]
-        crud.ingest_train_metrics(s, TrainMetricsBatch(run_id=run_id, rows=rows))
+        runs.ingest_train_metrics(session, TrainMetricsBatch(run_id=run_id, rows=rows))
 
 
 def test_wandb_outage_keeps_rows_pending_then_drains_into_the_same_run(tmp_path, monkeypatch):
@@ -52,8 +52,8 @@ def test_wandb_outage_keeps_rows_pending_then_drains_into_the_same_run(tmp_path,
     db = Database(settings)
     db.create_all()
     sink = WandbSink(settings, db)  # driven synchronously through flush(); no thread started
-    with db.write() as s:
-        run = crud.create_run(s, RunCreate(name="outage"))
+    with db.write() as session:
+        run = runs.create_run(session, RunCreate(name="outage"))
     _ingest(db, run.id, range(0, 3))
     assert sink.flush() == 0
 

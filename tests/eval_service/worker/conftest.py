@@ -133,7 +133,7 @@ class WorkerProc:
         self.log_path = log_path
         log = open(log_path, "ab")  # noqa: SIM115  (owned by the child)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "worker", *args], env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "cli", "worker", *args], env=env, stdout=log, stderr=log
         )
         log.close()
 

@@ -3,7 +3,8 @@
 import pytest
 
 from eval_service.worker.config import WorkerSettings
-from eval_service.worker.engine import HFBackend, Target
+from eval_service.worker.engine import Target
+from eval_service.worker.hf_backend import HFBackend
 from shared.schemas import SamplingSpec
 from shared.tasks import get_task
 

@@ -10,19 +10,23 @@ import threading
 from pathlib import Path
 
 from eval_service.worker.config import WorkerSettings
-from eval_service.worker.engine import HFBackend
+from eval_service.worker.hf_backend import HFBackend
 from eval_service.worker.main import build_spec
-from eval_service.worker.runner import Heartbeat, JobRunner
+from eval_service.worker.runner import Heartbeat, JobRunner, Write
+from shared.schemas import JobStatus
 from shared.spool import Spool
 
 RUN = "runner-run"
 
 
 def _runner(ledger, tmp_path: Path, base: Path, **kw) -> JobRunner:
-    s = WorkerSettings(backend="hf", run=RUN, base_model=base, limit=4, max_tokens=8, worker_id="hf-1", **kw)
+    settings = WorkerSettings(
+        backend="hf", run=RUN, base_model=base, limit=4, max_tokens=8, worker_id="hf-1", **kw
+    )
     client = ledger.client(retry_for_s=1.0)
     run = client.create_run(RUN)
-    return JobRunner(s, client, HFBackend(s), Spool(tmp_path / "spool.db"), threading.Event(), run_id=run.id)
+    spool = Spool(tmp_path / "spool.db")
+    return JobRunner(settings, client, HFBackend(settings), spool, threading.Event(), run_id=run.id)
 
 
 def test_checkpoints_that_would_run_code_are_refused(ledger, local_base, tmp_path):
@@ -38,19 +42,23 @@ def test_checkpoints_that_would_run_code_are_refused(ledger, local_base, tmp_pat
 
     runner = _runner(ledger, tmp_path, local_base, exit_when_idle=True)
     c = ledger.client()
-    spec = build_spec(runner.s)
+    spec = build_spec(runner.settings)
     a = c.enqueue(spec, path=str(remote), run=RUN, step=1).job
     b = c.enqueue(spec, path=str(pickled), run=RUN, step=2).job
     runner.run()
     ja, jb = c.get_job(a.id), c.get_job(b.id)
-    assert ja.status == "dead" and "auto_map" in ja.last_error and ja.attempt == 1
-    assert jb.status == "dead" and "pickle-only" in jb.last_error and "pytorch_model.bin" in jb.last_error
+    assert ja.status == JobStatus.dead and "auto_map" in ja.last_error and ja.attempt == 1
+    assert (
+        jb.status == JobStatus.dead
+        and "pickle-only" in jb.last_error
+        and "pytorch_model.bin" in jb.last_error
+    )
 
 
 def test_every_sample_posted_with_timings(ledger, local_base, tmp_path):
     runner = _runner(ledger, tmp_path, local_base, exit_when_idle=True)
     c = ledger.client()
-    job = c.enqueue(build_spec(runner.s), path=str(local_base), run=RUN, step=0).job
+    job = c.enqueue(build_spec(runner.settings), path=str(local_base), run=RUN, step=0).job
     runner.run()
     res = c.result(job.id)
     assert res.metrics["n_samples"] == 4
@@ -65,7 +73,7 @@ def test_every_sample_posted_with_timings(ledger, local_base, tmp_path):
 def test_result_spooled_while_ledger_down_then_replayed_once(ledger, local_base, tmp_path):
     runner = _runner(ledger, tmp_path, local_base)
     c = ledger.client()
-    job = c.enqueue(build_spec(runner.s), path=str(local_base), run=RUN, step=0).job
+    job = c.enqueue(build_spec(runner.settings), path=str(local_base), run=RUN, step=0).job
     lease = c.claim("hf-1", run_id=job.run_id)
     assert lease is not None
     with Heartbeat(c, lease, 60) as hb:
@@ -75,8 +83,8 @@ def test_result_spooled_while_ledger_down_then_replayed_once(ledger, local_base,
     assert len(runner.spool) == 1
     assert runner.replay_spool() == 0 and len(runner.spool) == 1  # still down: kept
     ledger.start()
-    runner.spool.append("complete", runner.spool.pending()[0].payload)  # a duplicate replay
+    runner.spool.append(Write.complete, runner.spool.pending()[0].payload)  # a duplicate replay
     assert runner.replay_spool() == 2 and len(runner.spool) == 0
     c = ledger.client()
-    assert c.get_job(job.id).status == "done"
+    assert c.get_job(job.id).status == JobStatus.done
     assert c.samples(job.id).total == 4  # not doubled by the second replay

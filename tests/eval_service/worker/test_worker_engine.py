@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from eval_service.worker.config import WorkerSettings
-from eval_service.worker.engine import HFBackend, Target
-from shared.schemas import SamplingSpec
+from eval_service.worker.engine import Target
+from eval_service.worker.hf_backend import HFBackend
+from shared.schemas import JobStatus, SamplingSpec
 from tests.eval_service.worker.conftest import (
     WorkerProc,
     make_full,
@@ -79,7 +80,7 @@ def test_one_engine_scores_swaps_loras_and_survives_bad_checkpoints(ledger, loca
 
     def settled(steps: set[int]) -> bool:
         jobs = by_step()
-        return steps <= set(jobs) and all(jobs[s].status in ("done", "dead") for s in steps)
+        return steps <= set(jobs) and all(jobs[s].status in (JobStatus.done, JobStatus.dead) for s in steps)
 
     try:
         wait_for(lambda: settled({0, 100}), 240, "base + pre-existing checkpoint scored", worker)
@@ -102,12 +103,12 @@ def test_one_engine_scores_swaps_loras_and_survives_bad_checkpoints(ledger, loca
     jobs = by_step()
     assert sorted(jobs) == [0, 100, 200, 300, 350, 400, 500, 600]  # the partial write never counted
     assert 700 not in {ck.step for ck in c.list_checkpoints(RUN)}
-    assert {s for s, j in jobs.items() if j.status == "dead"} == {400, 500}
+    assert {s for s, j in jobs.items() if j.status == JobStatus.dead} == {400, 500}
     assert "truncated" in jobs[400].last_error
     assert "failed to load" in jobs[500].last_error
     assert all(j.attempt == 1 for j in jobs.values())  # refusals are not retried
 
-    info = {s: c.result(j.id).info for s, j in jobs.items() if j.status == "done"}
+    info = {s: c.result(j.id).info for s, j in jobs.items() if j.status == JobStatus.done}
     assert info[0]["engine_event"] == "initial"
     for step in (100, 200):
         assert info[step]["engine_event"] == "swap" and info[step]["swap_verified"] is True
@@ -120,7 +121,7 @@ def test_one_engine_scores_swaps_loras_and_survives_bad_checkpoints(ledger, loca
         assert i["gen_tokens"] > 0 and i["tokens_per_s"] > 0 and "grade_s" in i and i["worker_id"] == "w1"
 
     for job in jobs.values():
-        if job.status != "done":
+        if job.status != JobStatus.done:
             continue
         page = c.samples(job.id, limit=1000)
         assert page.total == LIMIT

@@ -1,0 +1,87 @@
+"""Every table the CLI prints (`duet runs/jobs/samples/compare/scores/best`, `duet up`): built here,
+one renderer. Scripts use `--json`, which carries every field and metric."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from shared.schemas import ScoreRow
+
+# The headline columns; every other metric is in --json and in W&B.
+HEADLINE = [
+    ("accuracy", "eval/accuracy", "{:.3f}"),
+    ("format acc", "eval/format_accuracy", "{:.3f}"),
+    ("wrong ans", "eval/wrong_answer_rate", "{:.3f}"),
+    ("format fail", "eval/format_failure_rate", "{:.3f}"),
+    ("truncated", "eval/truncation_rate", "{:.3f}"),
+    ("mean len", "eval/mean_length", "{:.1f}"),
+    ("entropy", "eval/mean_entropy", "{:.3f}"),
+]
+
+
+def console() -> Console:
+    """A console for tables: wide enough for the scores table when stdout is a file or a pipe
+    (rich assumes 80 columns there); COLUMNS, when set, still wins."""
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(width=160 if piped else None)
+
+
+def cell(value: Any) -> str:
+    """One value as table text: nothing for None, 4 significant digits for floats."""
+    if value is None:
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A plain table: one header per column, each value rendered by `cell`."""
+    rendered = Table(title=title)
+    for column in columns:
+        rendered.add_column(column)
+    for row in rows:
+        rendered.add_row(*[cell(v) for v in row])
+    return rendered
+
+
+def scores_table(
+    rows: list[ScoreRow], *, title: str = "Checkpoint scores", best_step: int | None = None
+) -> Table:
+    """One row per checkpoint: headline metrics, pass@k/maj@k when sampled, failure breakdown."""
+    extra = sorted({k for r in rows for k in r.metrics if k.startswith(("eval/pass@", "eval/maj@"))})
+    rendered = Table(title=title)
+    rendered.add_column("ckpt", justify="right")
+    rendered.add_column("step", justify="right")
+    for name, _, _ in HEADLINE:
+        rendered.add_column(name, justify="right")
+    for key in extra:
+        rendered.add_column(key.removeprefix("eval/"), justify="right")
+    rendered.add_column("failure breakdown")
+    for r in rows:
+        metrics = r.metrics
+        cells = [str(r.checkpoint_id), f"{r.step}{' *' if r.step == best_step else ''}"]
+        cells += [fmt.format(metrics[key]) if key in metrics else "-" for _, key, fmt in HEADLINE]
+        cells += [f"{metrics[key]:.3f}" if key in metrics else "-" for key in extra]
+        fails = {
+            k.removeprefix("eval/fail/"): v
+            for k, v in metrics.items()
+            if k.startswith("eval/fail/") and v > 0
+        }
+        cells.append(", ".join(f"{k} {v:.2f}" for k, v in sorted(fails.items())) or "-")
+        rendered.add_row(*cells)
+    return rendered
+
+
+def metrics_table(row: ScoreRow, *, title: str) -> Table:
+    """Every metric of one checkpoint, one per line."""
+    rendered = Table(title=title)
+    rendered.add_column("metric")
+    rendered.add_column("value", justify="right")
+    for key in sorted(row.metrics):
+        rendered.add_row(key, f"{row.metrics[key]:.4g}")
+    return rendered

@@ -1,0 +1,85 @@
+"""What `duet up` shows: the live progress panel while it runs, and the final report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from cli.tables import scores_table
+from shared.client import LedgerClient, LedgerError
+from shared.schemas import ACTIVE_STATUSES, FINISHED_STATUSES
+
+ACCURACY = "eval/accuracy"
+
+
+@dataclass
+class Progress:
+    step: int = 0
+    loss: float | None = None
+    checkpoints: int = 0
+    jobs: dict[str, int] = field(default_factory=dict)  # job status -> count
+    latest: tuple[int, float] | None = None  # (step, accuracy)
+
+    def table(self, run: str, trainer_alive: bool) -> Table:
+        panel = Table(title=f"duet up — run {run}", show_header=False, box=None)
+        panel.add_row(
+            "trainer",
+            f"step {self.step}"
+            + (f"  loss {self.loss:.4f}" if self.loss is not None else "")
+            + ("" if trainer_alive else "  (finished)"),
+        )
+        panel.add_row("checkpoints seen", str(self.checkpoints))
+        panel.add_row("jobs", "  ".join(f"{k} {v}" for k, v in sorted(self.jobs.items())) or "-")
+        if self.latest:
+            panel.add_row("latest accuracy", f"{self.latest[1]:.3f} at step {self.latest[0]}")
+        return panel
+
+
+def poll(client: LedgerClient, run: str, progress: Progress) -> None:
+    """Refresh `progress` from the ledger; a ledger error leaves it as it was until the next poll."""
+    try:
+        losses = client.train_metrics(run, key="train/loss")
+        if losses:
+            progress.step, progress.loss = losses[-1].step, losses[-1].value
+        progress.checkpoints = len(client.list_checkpoints(run))
+        counts: dict[str, int] = {}
+        for job in client.list_jobs(run=run):
+            counts[job.status.value] = counts.get(job.status.value, 0) + 1
+        progress.jobs = counts
+        rows = [r for r in client.scores(run) if ACCURACY in r.metrics]
+        if rows:
+            progress.latest = (rows[-1].step, rows[-1].metrics[ACCURACY])
+    except LedgerError:
+        pass  # e.g. no results yet for `scores`; the next poll retries
+
+
+def all_scored(client: LedgerClient, run: str, checkpoints: Path) -> bool:
+    """Every published checkpoint (marker present) plus the baseline has a finished job."""
+    from shared.checkpoint import published_checkpoints
+
+    published = {step for step, _ in published_checkpoints(checkpoints)}
+    jobs = client.list_jobs(run=run)
+    finished = {j.step for j in jobs if j.status in FINISHED_STATUSES}
+    pending = any(j.status in ACTIVE_STATUSES for j in jobs)
+    return not pending and 0 in finished and published <= finished
+
+
+def final_report(console: Console, client: LedgerClient, run: str, workdir: Path) -> None:
+    rows = client.scores(run)
+    best = client.best(run, metric=ACCURACY) if rows else None
+    console.print(scores_table(rows, best_step=best.row.step if best else None))
+    if best:
+        base = next((r for r in rows if r.step == 0), None)
+        base_acc = f"{base.metrics.get(ACCURACY, float('nan')):.3f}" if base else "n/a"
+        console.print(
+            f"best checkpoint: step {best.row.step}  accuracy {best.row.metrics[ACCURACY]:.3f}"
+            f"  (baseline step 0: {base_acc})  {best.row.path}"
+        )
+    info = client.get_run(run)
+    console.print(
+        f"W&B run id {info.wandb_run_id} (offline files in {workdir / 'wandb'}; `wandb sync` uploads them)"
+    )
+    console.print(f"database {workdir / 'duet.db'}   logs {workdir / 'logs'}")

@@ -1,0 +1,72 @@
+"""The W&B outbox: rows written in the same transaction as the data they carry, drained by
+`eval_service.api.wandb_sink`. Every payload carries `train/global_step` (W&B's own step is
+never used: eval results arrive out of order)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from eval_service.api.models import Run, WandbOutbox, utcnow
+
+
+def queue_train_metrics(session: Session, run_id: int, rows: list[tuple[int, str, float]]) -> None:
+    """One outbox row per step of the (step, key, value) rows."""
+    by_step: dict[int, dict[str, float]] = defaultdict(dict)
+    for step, key, value in rows:
+        by_step[step][key] = value
+    if by_step:
+        session.execute(
+            WandbOutbox.__table__.insert(),  # type: ignore[attr-defined]
+            [
+                {"run_id": run_id, "payload": {"train/global_step": step, **values}, "created_at": utcnow()}
+                for step, values in sorted(by_step.items())
+            ],
+        )
+
+
+def eval_payload(headline_task: str, task: str, step: int, metrics: dict[str, float]) -> dict[str, Any]:
+    """The W&B row of one eval result: the headline task's metrics are `eval/<name>`, other
+    tasks' `eval/<task>/<name>`."""
+    prefix = "eval/" if task == headline_task else f"eval/{task}/"
+    return {"train/global_step": step, **{prefix + k: v for k, v in metrics.items()}}
+
+
+def queue_eval(session: Session, run: Run, task: str, step: int, metrics: dict[str, float]) -> None:
+    """Queue one eval result. The run's headline task is fixed by its first eval result: its
+    primary task if it has one, else the task evaluated first."""
+    if run.wandb_primary_task is None:
+        run.wandb_primary_task = run.primary_task or task
+    payload = eval_payload(run.wandb_primary_task, task, step, metrics)
+    session.add(WandbOutbox(run_id=run.id, payload=payload))
+    session.add(run)
+
+
+def pending(session: Session) -> int:
+    return session.exec(
+        select(func.count()).select_from(WandbOutbox).where(col(WandbOutbox.sent_at).is_(None))
+    ).one()
+
+
+def next_batch(session: Session, limit: int) -> list[WandbOutbox]:
+    return list(
+        session.exec(
+            select(WandbOutbox)
+            .where(col(WandbOutbox.sent_at).is_(None))
+            .order_by(WandbOutbox.id)
+            .limit(limit)
+        )
+    )
+
+
+def mark_sent(session: Session, ids: list[int]) -> None:
+    if ids:
+        session.execute(
+            update(WandbOutbox)
+            .where(col(WandbOutbox.id).in_(ids))
+            .values(sent_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
