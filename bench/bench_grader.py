@@ -1,6 +1,14 @@
-"""Grader throughput: samples/s on the fast path (plain numbers, no sympy) vs the math-verify path.
+"""Grader throughput: samples/s on plain numbers and on a MATH-style latex batch, through `grade_many`
+(the math-verify work spread over a pool of one child process per core, verdicts cached per
+(gold, answer), cheap string/number equality before sympy).
 
-.venv/bin/python bench/bench_grader.py [--n-fast 20000] [--n-slow 300]
+.venv/bin/python bench/bench_grader.py [--n-fast 20000] [--questions 500] [--checkpoints 8] [--samples 4]
+
+The latex batch: `--questions` MATH-style golds (fractions, surds, intervals, polynomials, pairs,
+multiples of pi), each answered `--samples` times per checkpoint over `--checkpoints` checkpoints, in
+the boxed format. Per sample: the gold's own text (45 %), an equivalent other form (20 %) or a wrong
+answer (35 %), the answer drawn from a small per-question pool as a model's answers repeat across
+samples and checkpoints. Reported separately: the first checkpoint (nothing cached) and all of them.
 """
 
 from __future__ import annotations
@@ -9,70 +17,114 @@ import argparse
 import random
 import time
 
-from shared.grading import MathVerifier, grade_response
+from shared.grading import MathVerifier, grade_many
+from shared.grading.grade import Item
+from shared.grading.verifier import Request
 
 
-def fast_cases(n: int, rng: random.Random) -> list[tuple[str, str, str]]:
-    out = []
+def fast_cases(n: int, rng: random.Random) -> list[Item]:
+    out: list[Item] = []
     for _ in range(n):
         gold = rng.randint(0, 999)
         pred = gold if rng.random() < 0.5 else gold + 1
-        out.append((f"N+1={gold}. x=2,7. 1+1=2</think> <answer>{pred}</answer>", str(gold), "r1_zero"))
+        out.append(
+            (f"N+1={gold}. x=2,7. 1+1=2</think> <answer>{pred}</answer>", str(gold), "r1_zero", "stop")
+        )
     return out
 
 
-def slow_cases(n: int, rng: random.Random) -> list[tuple[str, str, str]]:
-    out = []
-    for _ in range(n):
-        a, b = rng.randint(1, 50), rng.randint(2, 50)
-        kind = rng.randrange(3)
-        if kind == 0:
-            out.append(
-                (
-                    f"so \\boxed{{\\frac{{{a}\\sqrt{{2}}}}{{{b}}}}}",
-                    f"\\frac{{{a}}}{{{b}}}\\sqrt{{2}}",
-                    "boxed",
+def _question(rng: random.Random) -> tuple[str, list[str], list[str]]:
+    """(gold, equivalent forms, wrong answers) for one MATH-style question."""
+    a, b = rng.randint(1, 40), rng.randint(2, 40)
+    kind = rng.randrange(6)
+    if kind == 0:
+        return (
+            f"\\frac{{{a}}}{{{b}}}\\sqrt{{2}}",
+            [f"\\frac{{{a}\\sqrt{{2}}}}{{{b}}}"],
+            [
+                f"\\frac{{{a + 1}}}{{{b}}}\\sqrt{{2}}",
+                f"\\frac{{{a}}}{{{b}}}\\sqrt{{3}}",
+            ],
+        )
+    if kind == 1:
+        return f"x^2+{a}x", [f"x(x+{a})"], [f"x^2+{a + 1}x", f"x^2-{a}x"]
+    if kind == 2:
+        return f"({a}, {a + b}]", [f"({a},{a + b}]"], [f"[{a}, {a + b}]", f"({a}, {a + b + 1}]"]
+    if kind == 3:
+        return (
+            f"({a}, {b})",
+            [f"({a},{b})"],
+            [f"({b}, {a})" if a != b else f"({a}, {b + 1})", f"({a}, {b + 2})"],
+        )
+    if kind == 4:
+        return f"{a}\\pi", [f"\\pi \\cdot {a}"], [f"{a + 1}\\pi", f"{a}"]
+    return (
+        f"\\frac{{{a}}}{{{b}}}",
+        [f"\\dfrac{{{a}}}{{{b}}}"],
+        [f"\\frac{{{a + 1}}}{{{b}}}", f"\\frac{{{b}}}{{{a}}}"],
+    )
+
+
+def latex_batches(questions: int, checkpoints: int, samples: int, rng: random.Random) -> list[list[Item]]:
+    qs = [_question(rng) for _ in range(questions)]
+    batches = []
+    for _ in range(checkpoints):
+        batch: list[Item] = []
+        for gold, equivalent, wrong in qs:
+            for _ in range(samples):
+                u = rng.random()
+                answer = gold if u < 0.45 else rng.choice(equivalent) if u < 0.65 else rng.choice(wrong)
+                batch.append(
+                    (
+                        f"Working it out step by step.\nSo the answer is $\\boxed{{{answer}}}$.",
+                        gold,
+                        "boxed",
+                        "stop",
+                    )
                 )
-            )
-        elif kind == 1:
-            out.append((f"\\boxed{{x^2+{a}x}}", f"x(x+{a})", "boxed"))
-        else:
-            out.append((f"\\boxed{{({a},{a + b}]}}", f"({a}, {a + b}]", "boxed"))
-    return out
+        batches.append(batch)
+    return batches
 
 
-def run(cases: list[tuple[str, str, str]], verifier: MathVerifier) -> tuple[float, int]:
+def timed(batches: list[list[Item]], verifier: MathVerifier) -> tuple[float, int, int]:
     t0 = time.perf_counter()
-    correct = sum(grade_response(r, g, f, "stop", verifier=verifier).correct for r, g, f in cases)
-    return time.perf_counter() - t0, correct
+    graded = [g for batch in batches for g in grade_many(batch, verifier=verifier)]
+    return time.perf_counter() - t0, len(graded), sum(g.answer_correct for g in graded)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n-fast", type=int, default=20_000)
-    ap.add_argument("--n-slow", type=int, default=300)
+    ap.add_argument("--questions", type=int, default=500)
+    ap.add_argument("--checkpoints", type=int, default=8)
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--processes", type=int, default=None, help="verifier children (default: one per core)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    verifier = MathVerifier()
+    verifier = MathVerifier(processes=args.processes)
+    latex = latex_batches(args.questions, args.checkpoints, args.samples, rng)
     try:
         t0 = time.perf_counter()
-        verifier.verify("1", "1")  # child start-up + sympy import, reported separately
+        verifier.judge_many([(Request.bare, "1", "1")] * verifier.processes)  # start-up, apart
         startup = time.perf_counter() - t0
-        rows = []
-        for name, cases in (
-            ("fast path (plain numbers)", fast_cases(args.n_fast, rng)),
-            ("math-verify path (latex)", slow_cases(args.n_slow, rng)),
-        ):
-            secs, correct = run(cases, verifier)
-            rows.append((name, len(cases), secs, len(cases) / secs, 1e3 * secs / len(cases), correct))
+        rows = [
+            ("plain numbers (r1_zero)", *timed([fast_cases(args.n_fast, rng)], verifier)),
+            ("latex, first checkpoint (cold)", *timed(latex[:1], verifier)),
+            (f"latex, checkpoints 2-{args.checkpoints} (warm)", *timed(latex[1:], verifier)),
+        ]
     finally:
         verifier.close()
-    print(f"math-verify child start-up: {startup:.2f} s\n")
-    print("| path | samples | seconds | samples/s | ms/sample | correct |")
+    print(
+        f"math-verify pool: {verifier.processes} processes, start-up {startup:.2f} s; timeouts {verifier.timeouts}\n"
+    )
+    print("| path | samples | seconds | samples/s | ms/sample | answer correct |")
     print("|---|---:|---:|---:|---:|---:|")
-    for name, n, secs, rate, ms, correct in rows:
-        print(f"| {name} | {n} | {secs:.2f} | {rate:,.0f} | {ms:.3f} | {correct} |")
+    for name, secs, n, correct in rows:
+        print(f"| {name} | {n} | {secs:.2f} | {n / secs:,.0f} | {1e3 * secs / n:.3f} | {correct} |")
+    n_latex = rows[1][2] + rows[2][2]
+    s_latex = rows[1][1] + rows[2][1]
+    print(f"\nlatex overall: {n_latex} samples in {s_latex:.2f} s = {n_latex / s_latex:,.0f} samples/s")
 
 
 if __name__ == "__main__":

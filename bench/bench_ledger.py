@@ -1,11 +1,16 @@
-"""Ledger benchmark: train-metric ingest over HTTP, and scores/best query latency on a big run.
+"""Ledger benchmark: train-metric ingest over HTTP, and scores/best query latency on a big run,
+on SQLite and on PostgreSQL side by side.
 
-Seeds a SQLite ledger through the ORM tables in bulk (N checkpoints with one result each, M train
-metric rows), starts a real ledger server (uvicorn subprocess) on it, then measures over HTTP:
+For each backend: seeds a ledger database through the tables in bulk (N checkpoints with one result
+each and its eval_metrics rows, M train-metric rows), starts a real ledger server (uvicorn
+subprocess) on it, then measures over HTTP:
   * batched train-metric ingest into a fresh run (rows/s),
-  * p50/p99 latency of GET /v1/runs/{run}/scores and /best.
+  * p50/p99 latency of one page of GET /v1/runs/{run}/scores (the default page) and of /best.
 
-    .venv/bin/python bench/bench_ledger.py --checkpoints 10000 --metric-rows 1000000
+Postgres: a throw-away cluster started with the test fixture's code (tests/fixtures/postgres.py;
+needs the PostgreSQL server binaries, `apt-get install postgresql-15`).
+
+    .venv/bin/python bench/bench_ledger.py --checkpoints 10000 --metric-rows 1000000 --db sqlite postgres
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -22,6 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy import text
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -29,7 +36,14 @@ sys.path.insert(0, str(REPO))
 from eval_service.api.core.config import ServerSettings  # noqa: E402
 from eval_service.api.core.db import Database  # noqa: E402
 from eval_service.api.crud import runs  # noqa: E402
-from eval_service.api.models import Checkpoint, EvalJob, EvalResult, TrainMetric, utcnow  # noqa: E402
+from eval_service.api.models import (  # noqa: E402
+    Checkpoint,
+    EvalJob,
+    EvalMetric,
+    EvalResult,
+    TrainMetric,
+    utcnow,
+)
 from shared.schemas import EvalSpec, RunCreate  # noqa: E402
 
 TOKEN = "bench-token"
@@ -72,6 +86,21 @@ def seed(db: Database, n_ckpt: int, n_rows: int, root: Path) -> None:
                 for i in range(n_ckpt)
             ],
         )  # fmt: skip
+        # what complete() writes for `best`: one row per metric of each checkpoint's newest result
+        s.execute(
+            EvalMetric.__table__.insert(),  # type: ignore[attr-defined]
+            [
+                {"result_id": r.id, "checkpoint_id": r.checkpoint_id, "run_id": run_id, "task": r.task,
+                 "step": r.step, "key": k, "value": v}
+                for r in s.execute(res_t.select().where(res_t.c.run_id == run_id))
+                for k, v in r.metrics.items()
+            ],
+        )  # fmt: skip
+        if s.get_bind().dialect.name == "postgresql":  # explicit ids: move the sequences past them
+            for t in ("checkpoints", "eval_jobs"):
+                s.execute(
+                    text(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT max(id) FROM {t}))")
+                )
     tm = TrainMetric.__table__  # type: ignore[attr-defined]
     keys = max(1, n_rows // max(n_ckpt, 1))
     chunk: list[dict] = []
@@ -101,23 +130,11 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoints", type=int, default=10_000)
-    ap.add_argument("--metric-rows", type=int, default=1_000_000)
-    ap.add_argument("--queries", type=int, default=50, help="requests per query type")
-    ap.add_argument("--ingest-batches", type=int, default=50)
-    ap.add_argument("--batch-rows", type=int, default=1000)
-    ap.add_argument("--workdir", type=Path, default=None)
-    a = ap.parse_args()
-
-    work = a.workdir or Path(tempfile.mkdtemp(prefix="duet-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    db_path = work / "bench.db"
-    db_path.unlink(missing_ok=True)
-    settings = ServerSettings(db_url=f"sqlite:///{db_path}", checkpoint_root=work)
+def measure(db_url: str, a: argparse.Namespace, work: Path) -> dict[str, str]:
+    """Seed a ledger at `db_url`, serve it, and return the measured figures by row name."""
+    settings = ServerSettings(db_url=db_url, checkpoint_root=work)
     db = Database(settings)
-    db.create_all()
+    db.migrate()
     t0 = time.perf_counter()
     seed(db, a.checkpoints, a.metric_rows, work)
     seed_s = time.perf_counter() - t0
@@ -126,14 +143,14 @@ def main() -> None:
     port = free_port()
     env = {
         **os.environ,
-        "DUET_DB_URL": settings.db_url,
+        "DUET_DB_URL": db_url,
         "DUET_API_TOKEN": TOKEN,
         "DUET_ADMIN_TOKEN": TOKEN + "-admin",
         "DUET_CHECKPOINT_ROOT": str(work),
         "DUET_WANDB_ENABLED": "false",  # measure the ledger, not W&B
         "PYTHONPATH": str(REPO),
     }
-    log = open(work / "server.log", "wb")  # noqa: SIM115
+    log = open(work / "server.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-c", f"from eval_service.api.serve import serve; serve(port={port})"],
         env=env,
@@ -148,7 +165,7 @@ def main() -> None:
                 if httpx.get(f"{url}/healthz").status_code == 200:
                     break
             except httpx.TransportError:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or proc.poll() is not None:
                     raise
             time.sleep(0.1)
         h = {"Authorization": f"Bearer {TOKEN}"}
@@ -162,8 +179,7 @@ def main() -> None:
                 ]
                 r = c.post("/v1/train-metrics", json={"run_id": run_id, "rows": rows})
                 assert r.json()["inserted"] == a.batch_rows, r.text
-            ingest_s = time.perf_counter() - t0
-            rows_s = a.ingest_batches * a.batch_rows / ingest_s
+            rows_s = a.ingest_batches * a.batch_rows / (time.perf_counter() - t0)
 
             lat: dict[str, list[float]] = {"scores": [], "best": []}
             paths = {"scores": "/v1/runs/big/scores", "best": "/v1/runs/big/best?metric=eval/accuracy"}
@@ -174,21 +190,58 @@ def main() -> None:
                     r = c.get(path)
                     lat[name].append((time.perf_counter() - t) * 1000)
                     r.raise_for_status()
-            n_scores = len(c.get(paths["scores"]).json())
+            page = c.get(paths["scores"])
+            page_rows, total = len(page.json()), page.headers["X-Total-Count"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    out = {
+        "seed (bulk, through the tables)": f"{seed_s:.1f} s",
+        f"train-metric ingest ({a.batch_rows} rows/batch, {a.ingest_batches} batches)": f"{rows_s:,.0f} rows/s",
+    }
+    labels = {
+        "scores": f"GET scores, one page ({page_rows} of {total} checkpoints) p50 / p99",
+        "best": "GET best?metric=eval/accuracy p50 / p99",
+    }
+    for name, xs in lat.items():
+        out[labels[name]] = f"{statistics.median(xs):.1f} / {pct(xs, 99):.1f} ms"
+    return out
 
-    print(f"seeded {a.checkpoints} checkpoints + {a.metric_rows} train rows in {seed_s:.1f}s\n")
-    print("| measurement | value |")
-    print("|---|---|")
-    print(
-        f"| train-metric ingest ({a.batch_rows} rows/batch, {a.ingest_batches} batches) | {rows_s:,.0f} rows/s |"
-    )
-    for name in ("scores", "best"):
-        xs = lat[name]
-        print(f"| GET {name} p50 / p99 ({n_scores} checkpoints, n={len(xs)}) | "
-              f"{statistics.median(xs):.1f} / {pct(xs, 99):.1f} ms |")  # fmt: skip
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"])
+    ap.add_argument("--checkpoints", type=int, default=10_000)
+    ap.add_argument("--metric-rows", type=int, default=1_000_000)
+    ap.add_argument("--queries", type=int, default=50, help="requests per query type")
+    ap.add_argument("--ingest-batches", type=int, default=50)
+    ap.add_argument("--batch-rows", type=int, default=1000)
+    ap.add_argument("--workdir", type=Path, default=None)
+    a = ap.parse_args()
+
+    work = a.workdir or Path(tempfile.mkdtemp(prefix="duet-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, str]] = {}
+    for backend in a.db:
+        if backend == "sqlite":
+            db_path = work / "bench.db"
+            db_path.unlink(missing_ok=True)
+            results[backend] = measure(f"sqlite:///{db_path}", a, work)
+            continue
+        from tests.fixtures.postgres import PostgresCluster, find_bindir
+
+        cluster = PostgresCluster(find_bindir(), Path(tempfile.mkdtemp(prefix="duet-bench-pg-"))).start()
+        try:
+            results[backend] = measure(cluster.create_database("bench"), a, work)
+        finally:
+            cluster.stop()
+            shutil.rmtree(cluster.root, ignore_errors=True)
+
+    print(f"{a.checkpoints:,} checkpoints, {a.metric_rows:,} train-metric rows\n")
+    print("| measurement | " + " | ".join(results) + " |")
+    print("|---|" + "---|" * len(results))
+    for row in next(iter(results.values())):
+        print(f"| {row} | " + " | ".join(r[row] for r in results.values()) + " |")
 
 
 if __name__ == "__main__":

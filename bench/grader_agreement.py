@@ -5,8 +5,8 @@
 Rows are the three verdicts (strict = format and answer, format, format-free answer); columns are
 duet and each reference grader (tests/shared/grader_reference.py); a cell is the share of the
 cases that grader decides on which agree with the label, with that number of cases. "n/a": the
-grader has no such verdict (math-verify has no format rule; lm-eval only grades gsm8k; today's
-duet has no format-free verdict). Then the per-format breakdown for duet and the ids of the cases
+grader has no such verdict (math-verify has no format rule; lm-eval only grades gsm8k; CS336
+gives no answer verdict without its format). Then the per-format breakdown for duet and the ids of the cases
 duet gets wrong, by verdict.
 """
 
@@ -48,10 +48,9 @@ def load_cases(path: Path) -> list[dict[str, Any]]:
 
 
 def duet_verdicts(case: dict[str, Any]) -> Verdicts:
-    """duet's grader on one case; `answer_correct` only once the grader has that verdict."""
+    """duet's grader on one case: strict (`correct`), format and format-free (`answer_correct`)."""
     g = grade_response(case["response"], str(case["gold"]), case["format"], "stop")
-    answer = getattr(g, "answer_correct", None)
-    return Verdicts(strict=bool(g.correct), format_ok=bool(g.format_ok), answer_correct=answer)
+    return Verdicts(strict=g.correct, format_ok=g.format_ok, answer_correct=g.answer_correct)
 
 
 def tally(cases: list[dict[str, Any]]) -> tuple[dict[tuple[str, str], list[int]], dict[str, list[str]]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import grade, ledger, train, up, worker
+from cli import analysis, db, grade, ledger, retention, tasks, train, up, worker
 
 app = typer.Typer(
     name="duet",
@@ -16,8 +16,11 @@ app = typer.Typer(
     add_completion=False,
 )
 # Unnamed groups: their commands become top-level `duet` commands (`duet runs`, `duet up`, ...).
-for group in (ledger.app, worker.app, grade.app, train.app, up.app):
+for group in (ledger.app, retention.app, analysis.app, worker.app, grade.app, train.app, up.app):
     app.add_typer(group)
+# Named group: `duet tasks` lists, `duet tasks show NAME` shows one.
+app.add_typer(tasks.app, name="tasks")
+app.add_typer(db.app, name="db")  # `duet db upgrade`, `duet db current`
 
 if __name__ == "__main__":
     app()

@@ -1,4 +1,4 @@
-"""`duet grade` (grade JSONL on stdin) and `duet regrade JOB` (re-score a stored job).
+"""`duet grade` (grade JSONL on stdin) and `duet regrade JOB|--run RUN` (re-score stored jobs).
 
 Only parsing and printing live here: grading is `shared.grading`, re-grading a stored job is
 `shared.grading.regrade`. Light at import: grading and the ledger client load inside the commands.
@@ -38,7 +38,7 @@ def _parse_line(line: str, lineno: int) -> tuple[str, str, str | None]:
     return response, str(gold), finish
 
 
-def grade_stream(fmt: AnswerFormat, lines: Iterable[str], out: TextIO) -> None:
+def grade_stream(fmt: AnswerFormat, lines: Iterable[str], out: TextIO, *, lenient: bool = False) -> None:
     """Grade JSONL records from `lines` to `out`, one output line per input line, flushed as it goes."""
     from shared.grading import grade_response
 
@@ -46,7 +46,7 @@ def grade_stream(fmt: AnswerFormat, lines: Iterable[str], out: TextIO) -> None:
         if not line.strip():
             continue
         response, gold, finish = _parse_line(line, lineno)
-        grade = grade_response(response, gold, fmt, finish)
+        grade = grade_response(response, gold, fmt, finish, lenient=lenient)
         out.write(json.dumps(grade.to_dict()) + "\n")
         out.flush()
 
@@ -54,10 +54,14 @@ def grade_stream(fmt: AnswerFormat, lines: Iterable[str], out: TextIO) -> None:
 @app.command("grade")
 def grade(
     fmt: AnswerFormat = typer.Option(..., "--format", "-f", help="Answer format of the responses."),
+    lenient: bool = typer.Option(
+        False, "--lenient", help="Relax the reference format rules (see docs/grading.md); off by default."
+    ),
 ) -> None:
-    """Grade JSONL {"response", "gold"[, "finish_reason"]} from stdin; write JSONL grades to stdout."""
+    """Grade JSONL {"response", "gold"[, "finish_reason"]} from stdin; write JSONL grades to stdout
+    (correct = strict, answer_correct = format-free, format_ok, extracted, category)."""
     try:
-        grade_stream(fmt, sys.stdin, sys.stdout)
+        grade_stream(fmt, sys.stdin, sys.stdout, lenient=lenient)
     except ValueError as e:
         typer.echo(f"duet grade: {e}", err=True)
         raise typer.Exit(1) from None
@@ -65,21 +69,29 @@ def grade(
 
 @app.command("regrade")
 def regrade(
-    job: int = typer.Argument(..., help="Job id whose stored samples to re-grade."),
+    job: int | None = typer.Argument(None, help="Job id whose stored samples to re-grade."),
+    run: str | None = typer.Option(None, "--run", help="Re-grade every finished job of this run."),
     fmt: AnswerFormat | None = typer.Option(
-        None, "--format", "-f", help="Answer format; default: the job's task format."
+        None, "--format", "-f", help="Answer format; default: each job's task format."
     ),
     page_size: int = typer.Option(500, min=1, max=10_000, help="Samples fetched per request."),
 ) -> None:
-    """Re-grade a job's stored samples with the current grader and store the new metrics (admin token
-    in DUET_API_TOKEN)."""
+    """Re-grade stored samples (a job, or every job of --run) with the current grader, both verdicts,
+    and store the new metrics; nothing is generated (admin token in DUET_API_TOKEN). One JSON line per job."""
     from shared.client import DuetClientError, LedgerClient
-    from shared.grading.regrade import regrade_job
+    from shared.grading.regrade import regrade_job, regrade_run
 
+    if (job is None) == (run is None):
+        typer.echo("duet regrade: give a JOB id or --run RUN (one of them)", err=True)
+        raise typer.Exit(2)
     try:
         with LedgerClient() as client:
-            summary = regrade_job(client, job, fmt, page_size=page_size)
+            if job is not None:
+                summaries = [regrade_job(client, job, fmt, page_size=page_size)]
+            else:
+                summaries = regrade_run(client, run, fmt, page_size=page_size)
     except (DuetClientError, ValueError) as e:
         typer.echo(f"duet regrade: {e}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(json.dumps(summary.to_dict()))
+    for summary in summaries:
+        typer.echo(json.dumps(summary.to_dict()))

@@ -10,11 +10,12 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 
-from cli.tables import console, metrics_table, scores_table, table
+from cli.tables import compact_table, console, metrics_table, scores_table, table
 from shared.client import AuthError, LedgerClient, LedgerError, LedgerUnavailable, error_detail
 from shared.schemas import JobStatus
 
@@ -37,7 +38,9 @@ def _client() -> Iterator[LedgerClient]:
     client = LedgerClient(settings.api_url, settings.api_token, retry_for_s=2.0, settings=settings)
     try:
         yield client
-    except LedgerUnavailable:
+    except LedgerUnavailable as e:
+        if e.status is not None:
+            _fail(f"the duet API at {settings.api_url} keeps answering HTTP {e.status}; try again later")
         _fail(f"cannot reach the duet API at {settings.api_url} — is `duet serve` running?")
     except AuthError as e:
         hint = "check DUET_API_TOKEN" if e.status == 401 else "this needs the admin token"
@@ -63,11 +66,12 @@ def serve(
     db: str = typer.Option(None, help="SQLite file or SQLAlchemy URL (DUET_DB_URL)."),
 ) -> None:
     """Run the ledger API server (SQLite + W&B outbox)."""
+    from eval_service.api.migrate import MigrationError
     from eval_service.api.serve import serve as serve_ledger
 
     try:
         serve_ledger(host=host, port=port, db=db)
-    except ValueError as e:
+    except (ValueError, MigrationError) as e:  # unsafe settings, a database too new to serve
         _fail(str(e))
 
 
@@ -93,15 +97,26 @@ def runs(as_json: bool = JsonOpt) -> None:
 @app.command()
 def scores(
     run: str = typer.Argument(..., help="Run name or id."),
-    task: str = typer.Option(None, help="Task (default: the run's only or primary task)."),
+    task: str = typer.Option(None, help="Suite entry / task (default: the run's only or primary one)."),
+    compact: bool = typer.Option(
+        False, "--compact", help="One line per checkpoint, one accuracy column per suite entry."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Every checkpoint of a run with its eval metrics, in step order."""
     with _client() as client:
-        data = client.scores(run, task=task)
+        if compact:
+            by_task = {t: client.scores(run, task=t) for t in ([task] if task else client.run_tasks(run))}
+        else:
+            data = client.scores(run, task=task)
+    if compact:
+        if as_json:
+            plain = {t: [r.model_dump(mode="json") for r in rows] for t, rows in by_task.items()}
+            return typer.echo(json.dumps(plain, indent=2))
+        return console().print(compact_table(by_task, title=f"scores of {run} per suite entry"))
     if as_json:
         return _dump(data)
-    console().print(scores_table(data, title=f"scores of {run}"))
+    console().print(scores_table(data, title=f"scores of {run}" + (f" — {task}" if task else "")))
 
 
 @app.command()
@@ -142,8 +157,12 @@ def compare(
 
 @app.command()
 def enqueue(
-    path: str = typer.Argument(..., help="Checkpoint directory (under the server's checkpoint root)."),
-    task: str = typer.Option(..., help="Eval task name."),
+    path: str = typer.Argument(None, help="Checkpoint directory (under the server's checkpoint root)."),
+    task: str = typer.Option(None, help="Eval task name."),
+    suite: Path = typer.Option(None, help="Suite file: queue its entries instead of one --task."),
+    all_checkpoints: bool = typer.Option(
+        False, "--all", help="With --suite and --run: every checkpoint of the run, newest first."
+    ),
     run: str = typer.Option(None, help="Run to register it under (default: from the duet marker)."),
     step: int = typer.Option(None, help="Step (default: from checkpoint-N or the marker)."),
     priority: int = typer.Option(0),
@@ -154,10 +173,18 @@ def enqueue(
     n: int = typer.Option(1, help="Generations per example."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Queue an eval job for a checkpoint."""
+    """Queue an eval job for a checkpoint (or a suite's entries, or backfill a suite with --all)."""
     from pydantic import ValidationError
 
     from shared.schemas import EvalSpec, SamplingSpec
+
+    if suite is not None:
+        from cli.suite import enqueue_suite
+
+        with _client() as client:
+            return enqueue_suite(client, suite, path, run, step, all_checkpoints, priority, force, as_json)
+    if task is None or path is None:
+        _fail("give a checkpoint PATH and --task, or --suite FILE (with PATH, or --run RUN --all)")
 
     try:
         spec = EvalSpec(
@@ -214,6 +241,17 @@ def cancel(job: int = typer.Argument(..., help="Job id."), as_json: bool = JsonO
     if as_json:
         return _dump(cancelled)
     typer.echo(f"job {cancelled.id} {cancelled.status.value}")
+
+
+@app.command()
+def retry(job: int = typer.Argument(..., help="Job id."), as_json: bool = JsonOpt) -> None:
+    """Queue a dead or cancelled job again (admin token). Enqueueing never revives one: a dead
+    job stays dead until retried (or enqueued with --force)."""
+    with _client() as client:
+        queued = client.retry(job)
+    if as_json:
+        return _dump(queued)
+    typer.echo(f"job {queued.id} {queued.status.value} (attempts allowed up to {queued.max_attempts})")
 
 
 @app.command()

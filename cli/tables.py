@@ -11,11 +11,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from shared.schemas import ScoreRow
+from shared.schemas import Algorithm, CheckpointState, ScoreRow
 
 # The headline columns; every other metric is in --json and in W&B.
 HEADLINE = [
     ("accuracy", "eval/accuracy", "{:.3f}"),
+    ("answer acc", "eval/answer_accuracy", "{:.3f}"),
     ("format acc", "eval/format_accuracy", "{:.3f}"),
     ("wrong ans", "eval/wrong_answer_rate", "{:.3f}"),
     ("format fail", "eval/format_failure_rate", "{:.3f}"),
@@ -49,6 +50,13 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     return rendered
 
 
+def ckpt_cell(row: ScoreRow) -> str:
+    """A checkpoint's id, marked when retention deleted its files (its results stay)."""
+    if row.checkpoint_state == CheckpointState.present:
+        return str(row.checkpoint_id)
+    return f"{row.checkpoint_id} ({row.checkpoint_state.value})"
+
+
 def scores_table(
     rows: list[ScoreRow], *, title: str = "Checkpoint scores", best_step: int | None = None
 ) -> Table:
@@ -57,14 +65,22 @@ def scores_table(
     rendered = Table(title=title)
     rendered.add_column("ckpt", justify="right")
     rendered.add_column("step", justify="right")
+    # A run with a stage after SFT (GRPO) has both on one step axis: each row says which it is.
+    staged = any(r.algorithm is not None and r.algorithm is not Algorithm.sft for r in rows)
+    if staged:
+        rendered.add_column("stage")
     for name, _, _ in HEADLINE:
         rendered.add_column(name, justify="right")
     for key in extra:
         rendered.add_column(key.removeprefix("eval/"), justify="right")
     rendered.add_column("failure breakdown")
+    rendered.add_column("load")  # how the worker loaded it: swap, rebuild, lora, initial
+    rendered.add_column("grader")  # the grader version that produced the row's metrics
     for r in rows:
         metrics = r.metrics
-        cells = [str(r.checkpoint_id), f"{r.step}{' *' if r.step == best_step else ''}"]
+        cells = [ckpt_cell(r), f"{r.step}{' *' if r.step == best_step else ''}"]
+        if staged:
+            cells.append(r.algorithm.value if r.algorithm is not None else "base" if r.step == 0 else "-")
         cells += [fmt.format(metrics[key]) if key in metrics else "-" for _, key, fmt in HEADLINE]
         cells += [f"{metrics[key]:.3f}" if key in metrics else "-" for key in extra]
         fails = {
@@ -73,6 +89,8 @@ def scores_table(
             if k.startswith("eval/fail/") and v > 0
         }
         cells.append(", ".join(f"{k} {v:.2f}" for k, v in sorted(fails.items())) or "-")
+        cells.append(r.load_mode.value if r.load_mode is not None else "-")
+        cells.append(r.grader_version or "-")
         rendered.add_row(*cells)
     return rendered
 
@@ -84,4 +102,28 @@ def metrics_table(row: ScoreRow, *, title: str) -> Table:
     rendered.add_column("value", justify="right")
     for key in sorted(row.metrics):
         rendered.add_row(key, f"{row.metrics[key]:.4g}")
+    return rendered
+
+
+def compact_table(by_task: dict[str, list[ScoreRow]], *, title: str = "Scores per suite entry") -> Table:
+    """One line per checkpoint, one accuracy column per suite entry (blank where the entry's
+    cadence skipped that checkpoint), then each entry's flip rate since its previous checkpoint."""
+    steps: dict[int, str] = {}  # step -> checkpoint id cell
+    for rows in by_task.values():
+        steps.update({r.step: ckpt_cell(r) for r in rows})
+    values = {t: {r.step: r.metrics for r in rows} for t, rows in by_task.items()}
+    rendered = Table(title=title)
+    rendered.add_column("ckpt", justify="right")
+    rendered.add_column("step", justify="right")
+    for t in by_task:
+        rendered.add_column(t, justify="right")
+    for t in by_task:
+        rendered.add_column(f"{t} flips", justify="right")
+    for step in sorted(steps):
+        cells = [steps[step], str(step)]
+        for key in ("eval/accuracy", "eval/flip_rate"):
+            for t in by_task:
+                m = values[t].get(step)
+                cells.append(f"{m[key]:.3f}" if m and key in m else "-")
+        rendered.add_row(*cells)
     return rendered

@@ -77,17 +77,24 @@ def train_sync_cmd(
         raise typer.Exit(1)
 
 
-@app.command("init-tiny-model", help="Build a tiny random-init Llama + task tokenizer (seconds, CPU).")
+@app.command(
+    "init-tiny-model", help="Build a tiny random-init Llama or Qwen2 + task tokenizer (seconds, CPU)."
+)
 def init_tiny_cmd(
     out: Path = typer.Argument(..., help="output dir"),
     task: str = typer.Option("ones_digit", help="shared.tasks task whose text trains the tokenizer"),
     seed: int = typer.Option(0),
+    arch: str = typer.Option("llama", help="llama or qwen2 (Qwen2ForCausalLM, ChatML, tied embeddings)"),
     verify_vllm: bool = typer.Option(False, help="also load it in vLLM (spawned process) and generate"),
 ) -> None:
-    from trainer_service.tiny_model import build_tiny_model, verify_with_vllm
+    from trainer_service.tiny_model import TinyArch, build_tiny_model, verify_with_vllm
 
+    try:
+        family = TinyArch(arch)
+    except ValueError:
+        raise typer.BadParameter(f"{arch!r}: one of {', '.join(TinyArch)}", param_hint="--arch") from None
     _setup_logging()
-    path = build_tiny_model(out, task=task, seed=seed)
+    path = build_tiny_model(out, task=task, seed=seed, arch=family)
     typer.echo(f"tiny model written to {path}")
     if verify_vllm:
         text = verify_with_vllm(path)

@@ -26,6 +26,10 @@ from shared.client import DuetClientError, LedgerClient, LedgerUnavailable
 
 # Shipped inside the package, so `duet up` works from any directory and any kind of install.
 DEFAULT_CONFIG = Path(str(files("cli") / "configs" / "tiny.yaml"))
+# The GRPO stage of `duet up --algorithm grpo`, from the best SFT checkpoint.
+DEFAULT_GRPO_CONFIG = Path(str(files("cli") / "configs" / "tiny-grpo.yaml"))
+# Two entries: the full ones_digit eval on every checkpoint, a 50-question sampled probe every 2nd.
+DEFAULT_SUITE = Path(str(files("cli") / "configs" / "suite-tiny.yaml"))
 HOST = "127.0.0.1"
 UNSCORED_AFTER_TRAINING_S = 300.0
 
@@ -45,24 +49,71 @@ def up(
     workdir: Path = typer.Option(Path(".duet"), help="database, W&B files, checkpoints, logs, tiny model"),
     run: str | None = typer.Option(None, help="run name; an existing one is resumed (default: a new run)"),
     port: int = typer.Option(8477, help="port of the ledger API on 127.0.0.1"),
-    task: str = typer.Option("ones_digit", help="eval task"),
-    limit: int = typer.Option(200, help="eval examples per checkpoint"),
+    task: str | None = typer.Option(None, help="eval task (given: this task alone, no suite); ones_digit"),
+    limit: int | None = typer.Option(None, help="eval examples per checkpoint (given: no suite); 200"),
     backend: str = typer.Option("vllm", help="eval backend: vllm or hf"),
-    max_tokens: int = typer.Option(64, help="max new tokens per eval answer (ones_digit answers need ~35)"),
+    max_tokens: int | None = typer.Option(
+        None, help="max new tokens per eval answer (given: no suite); 64, ones_digit answers need ~35"
+    ),
+    suite: Path | None = typer.Option(
+        None,
+        help="eval suite (YAML); default: the built-in two-entry tiny suite (unless --task/--limit/--max-tokens)",
+    ),
+    single_task: bool = typer.Option(False, "--single-task", help="no suite: evaluate only --task/--limit"),
+    algorithm: Algorithm = typer.Option(
+        Algorithm.sft, help="sft, or grpo: SFT, then GRPO from the best SFT checkpoint on the same run"
+    ),
+    grpo_config: Path | None = typer.Option(
+        None, help="GRPO stage config (YAML); default: the built-in tiny GRPO config"
+    ),
+    grpo_set: list[str] = typer.Option(
+        [], help="a GRPO stage override KEY=VALUE (repeatable), e.g. --grpo-set max_steps=20"
+    ),
 ) -> None:
     """Run trainer, eval worker and ledger together on this machine (CPU, tiny model).
 
-    Extra `--key value` flags go to `duet train` (e.g. `duet up --max_steps 60`).
+    Extra `--key value` flags go to `duet train` (e.g. `duet up --max_steps 60`); with
+    `--algorithm grpo`, to its SFT stage (the GRPO stage takes --grpo-config / --grpo-set).
     """
     console = table_console()
+    # One eval alone when asked for (--single-task, or one of its settings given without --suite).
+    single = suite is None and (single_task or any(v is not None for v in (task, limit, max_tokens)))
+    suite = None if single else (suite or DEFAULT_SUITE)
+    task, limit, max_tokens = task or "ones_digit", limit or 200, max_tokens or 64
     try:
+        grpo = _grpo_stage(algorithm, grpo_config, grpo_set)
         code = _up(
-            console, ctx.args, config or DEFAULT_CONFIG, workdir, run, port, task, limit, backend, max_tokens
+            console,
+            ctx.args,
+            config or DEFAULT_CONFIG,
+            workdir,
+            run,
+            port,
+            task,
+            limit,
+            backend,
+            max_tokens,
+            suite,
+            grpo,
         )
     except UpError as e:
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(1) from None
     raise typer.Exit(code)
+
+
+def _grpo_stage(algorithm: Algorithm, config: Path | None, overrides: list[str]) -> list[str] | None:
+    """The GRPO stage's config and overrides as `duet train` arguments (None: SFT alone)."""
+    if algorithm is not Algorithm.grpo:
+        if config is not None or overrides:
+            raise UpError("--grpo-config / --grpo-set: only with --algorithm grpo")
+        return None
+    config = config or DEFAULT_GRPO_CONFIG
+    if not config.is_file():
+        raise UpError(f"GRPO config file {config} not found (--grpo-config)")
+    if bad := [o for o in overrides if "=" not in o or o.startswith("=")]:
+        raise UpError(f"--grpo-set {bad[0]!r}: expected KEY=VALUE, e.g. max_steps=20")
+    return ["--config", str(config), *(f"--{o}" for o in overrides)]
 
 
 def _prepare_workdir(workdir: Path) -> Path:
@@ -86,11 +137,23 @@ def _up(
     limit: int,
     backend: str,
     max_tokens: int,
+    suite: Path | None = None,
+    grpo: list[str] | None = None,
 ) -> int:
     if not config.is_file():
         raise UpError(f"config file {config} not found")
     if not port_free(HOST, port):
         raise UpError(f"port {port} is in use (another `duet up` or `duet serve`?); pick one with --port")
+    headline = task
+    if suite is not None:
+        from shared.suite import SuiteError, check_tasks, load_suite
+
+        try:
+            loaded = load_suite(suite)
+            check_tasks(loaded, str(suite))
+        except SuiteError as e:
+            raise UpError(str(e)) from None
+        headline = loaded.headline.name
     workdir = _prepare_workdir(workdir)
     run = run or datetime.now().strftime("tiny-%Y%m%d-%H%M%S")
     url = f"http://{HOST}:{port}"
@@ -113,6 +176,7 @@ def _up(
         duet_argv(
             "worker", "--watch", str(checkpoints), "--run", run, "--task", task, "--limit", str(limit),
             "--backend", backend, "--max-tokens", str(max_tokens), "--base-model", str(model),
+            *(["--suite", str(suite)] if suite is not None else []),
         ),
         logs / f"worker-{run}.log",
         env,
@@ -139,7 +203,7 @@ def _up(
         api.start()
         _wait_healthy(api, client)
         console.print(f"ledger API on {url} (log {api.log})")
-        client.create_run(run, base_model=str(model), primary_task=task)
+        client.create_run(run, base_model=str(model), primary_task=headline)
         worker.start()
         trainer.start()
         console.print(f"worker and trainer started (logs in {logs}); Ctrl-C stops everything")

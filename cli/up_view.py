@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from cli.tables import scores_table
+from cli.tables import compact_table, scores_table
 from shared.client import LedgerClient, LedgerError
-from shared.schemas import ACTIVE_STATUSES, FINISHED_STATUSES
+from shared.schemas import ACTIVE_STATUSES, FINISHED_STATUSES, Algorithm, LoadMode, ScoreRow
 
 ACCURACY = "eval/accuracy"
 
@@ -22,11 +23,12 @@ class Progress:
     checkpoints: int = 0
     jobs: dict[str, int] = field(default_factory=dict)  # job status -> count
     latest: tuple[int, float] | None = None  # (step, accuracy)
+    stage: Algorithm = Algorithm.sft  # the training stage now running
 
     def table(self, run: str, trainer_alive: bool) -> Table:
         panel = Table(title=f"duet up — run {run}", show_header=False, box=None)
         panel.add_row(
-            "trainer",
+            f"trainer ({self.stage.value})",
             f"step {self.step}"
             + (f"  loss {self.loss:.4f}" if self.loss is not None else "")
             + ("" if trainer_alive else "  (finished)"),
@@ -56,21 +58,56 @@ def poll(client: LedgerClient, run: str, progress: Progress) -> None:
         pass  # e.g. no results yet for `scores`; the next poll retries
 
 
-def all_scored(client: LedgerClient, run: str, checkpoints: Path) -> bool:
-    """Every published checkpoint (marker present) plus the baseline has a finished job."""
+def all_scored(client: LedgerClient, run: str, checkpoint_dirs: list[Path]) -> bool:
+    """Every checkpoint published in `checkpoint_dirs` (marker present; one dir per training stage)
+    plus the baseline has a finished job."""
     from shared.checkpoint import published_checkpoints
 
-    published = {step for step, _ in published_checkpoints(checkpoints)}
+    published = {step for d in checkpoint_dirs for step, _ in published_checkpoints(d)}
     jobs = client.list_jobs(run=run)
     finished = {j.step for j in jobs if j.status in FINISHED_STATUSES}
     pending = any(j.status in ACTIVE_STATUSES for j in jobs)
     return not pending and 0 in finished and published <= finished
 
 
+def load_summary(rows: list[ScoreRow]) -> str:
+    """ "N swapped, M rebuilt": how the worker's engine got to each scored checkpoint (the first
+    build and adapters served over a loaded base are counted apart)."""
+    counts = Counter(r.load_mode for r in rows if r.load_mode is not None)
+    text = f"checkpoint loads: {counts[LoadMode.swap]} swapped, {counts[LoadMode.rebuild]} rebuilt"
+    extra = [
+        f"{counts[m]} {label}"
+        for m, label in ((LoadMode.lora, "LoRA"), (LoadMode.initial, "initial"))
+        if counts[m]
+    ]
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
+def stage_summary(rows: list[ScoreRow]) -> str | None:
+    """For a run with a stage after SFT (GRPO): each stage's steps and the best accuracy it
+    reached; None for a one-stage run."""
+    scored = [r for r in rows if ACCURACY in r.metrics]
+    later = [r for r in scored if r.algorithm not in (None, Algorithm.sft)]
+    if not later:
+        return None
+    parts = []
+    for stage in dict.fromkeys(r.algorithm for r in scored if r.algorithm is not None):
+        mine = [r for r in scored if r.algorithm is stage]
+        best = max(mine, key=lambda r: r.metrics[ACCURACY])
+        parts.append(
+            f"{stage.value}: steps {mine[0].step}-{mine[-1].step}, "
+            f"best {best.metrics[ACCURACY]:.3f} at step {best.step}"
+        )
+    return "stages — " + "; ".join(parts)
+
+
 def final_report(console: Console, client: LedgerClient, run: str, workdir: Path) -> None:
     rows = client.scores(run)
     best = client.best(run, metric=ACCURACY) if rows else None
     console.print(scores_table(rows, best_step=best.row.step if best else None))
+    tasks = client.run_tasks(run)
+    if len(tasks) > 1:  # a suite: every entry's accuracy per checkpoint (and its flip rate)
+        console.print(compact_table({t: client.scores(run, task=t) for t in tasks}))
     if best:
         base = next((r for r in rows if r.step == 0), None)
         base_acc = f"{base.metrics.get(ACCURACY, float('nan')):.3f}" if base else "n/a"
@@ -78,6 +115,9 @@ def final_report(console: Console, client: LedgerClient, run: str, workdir: Path
             f"best checkpoint: step {best.row.step}  accuracy {best.row.metrics[ACCURACY]:.3f}"
             f"  (baseline step 0: {base_acc})  {best.row.path}"
         )
+    if summary := stage_summary(rows):
+        console.print(summary)
+    console.print(load_summary(rows))
     info = client.get_run(run)
     console.print(
         f"W&B run id {info.wandb_run_id} (offline files in {workdir / 'wandb'}; `wandb sync` uploads them)"

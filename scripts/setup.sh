@@ -10,6 +10,24 @@ PIP=".venv/bin/python -m pip"
 # pip warns once per package about the machine's local index mirrors; keep real errors visible.
 pip_q() { $PIP "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 pip_q install -q --upgrade pip
+# The ledger's tests and bench start a throw-away PostgreSQL 15 server (initdb + pg_ctl, see
+# tests/fixtures/postgres.py): make sure the server binaries exist. Debian keeps them off PATH.
+have_pg() {
+  local d
+  for d in "${DUET_PG_BINDIR:-}" "$(pg_config --bindir 2>/dev/null || true)" /usr/lib/postgresql/*/bin; do
+    [ -n "$d" ] && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && return 0
+  done
+  return 1
+}
+if ! have_pg; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing the PostgreSQL server (apt)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq postgresql-15 >/dev/null 2>&1 || apt-get install -y -qq postgresql >/dev/null
+  fi
+  have_pg || { echo "setup: PostgreSQL server binaries (initdb, pg_ctl) missing: apt-get install -y postgresql-15, or set DUET_PG_BINDIR" >&2; exit 1; }
+fi
 stamp=.venv/.duet-installed-$EXTRA
 if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
   echo "setup: .venv up to date ($EXTRA)"; exit 0

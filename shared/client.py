@@ -2,8 +2,9 @@
 
 Transient failures (connection refused, timeouts, 5xx, 429) are retried with backoff; a client
 error is raised at once as a `LedgerError` carrying the server's message. Every error this client
-raises is a `DuetClientError`: `LedgerUnavailable` (not reachable) or `LedgerError` (answered
-with an error; `AuthError` and `StaleAttempt` are kinds of it).
+raises is a `DuetClientError`: `LedgerUnavailable` (not reachable, or still 5xx/429 when the retry
+window ends: worth trying again later) or `LedgerError` (refused with a 4xx: final; `AuthError`
+and `StaleAttempt` are kinds of it).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from shared.schemas import (
     CompleteRequest,
     EnqueueResult,
     EvalSpec,
+    ExportPage,
     FailRequest,
     HeartbeatRequest,
     IngestResult,
@@ -37,12 +39,18 @@ from shared.schemas import (
     JobRead,
     JobStatus,
     Lease,
+    QuestionVerdict,
     RegradeRequest,
     ReleaseRequest,
     ResultRead,
+    RetentionCandidate,
+    RetentionGrant,
+    RetentionGrantRequest,
     RunCreate,
     RunRead,
+    RunSummary,
     Sample,
+    SampleFlips,
     SamplePage,
     ScoreRow,
     TrainMetricRow,
@@ -57,7 +65,12 @@ class DuetClientError(Exception):
 
 
 class LedgerUnavailable(DuetClientError):
-    """The ledger could not be reached (after retries)."""
+    """The ledger could not be reached, or kept answering 5xx/429, for the whole retry window.
+    Not a refusal: the same request may succeed later, so callers spool it and replay it."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status  # the last 5xx/429 status; None when nothing answered
 
 
 class LedgerError(DuetClientError):
@@ -92,10 +105,6 @@ def _render_detail(detail: Any) -> str:
                 parts.append(str(err))
         return "; ".join(parts)
     return str(detail)
-
-
-# Compatibility for the CLI until it calls `error_detail(e)`; remove once nothing imports it.
-_detail_text = _render_detail
 
 
 def _transient(exc: BaseException) -> bool:
@@ -161,6 +170,12 @@ class LedgerClient:
             return once()
         except httpx.TransportError as e:
             raise LedgerUnavailable(f"ledger at {self.base_url} is unreachable: {e}") from e
+        except LedgerError as e:
+            if _transient(e):  # 5xx/429 past the retry window: unavailable, not a refusal (4xx)
+                raise LedgerUnavailable(
+                    f"ledger at {self.base_url} kept answering {e.status}: {e}", status=e.status
+                ) from e
+            raise
 
     def _post(self, path: str, body: BaseModel | None, out: type[M] | None) -> Any:
         payload = body.model_dump(mode="json") if body is not None else None
@@ -186,8 +201,9 @@ class LedgerClient:
         body = RunCreate(name=name, base_model=base_model, primary_task=primary_task, config=config or {})
         return self._post("/v1/runs", body, RunRead)
 
-    def list_runs(self) -> list[RunRead]:
-        return self._get("/v1/runs", list[RunRead])
+    def list_runs(self, *, offset: int = 0, limit: int = 1000) -> list[RunSummary]:
+        """Runs without their configs (`get_run` has the config)."""
+        return self._get("/v1/runs", list[RunSummary], offset=offset, limit=limit)
 
     def get_run(self, run: str | int) -> RunRead:
         return self._get(f"/v1/runs/{run}", RunRead)
@@ -205,6 +221,27 @@ class LedgerClient:
 
     def list_checkpoints(self, run: str | int) -> list[CheckpointRead]:
         return self._get(f"/v1/runs/{run}/checkpoints", list[CheckpointRead])
+
+    def get_checkpoint(self, checkpoint_id: int) -> CheckpointRead:
+        return self._get(f"/v1/checkpoints/{checkpoint_id}", CheckpointRead)
+
+    def pin(self, checkpoint_id: int) -> CheckpointRead:
+        """Retention never deletes a pinned checkpoint."""
+        return self._post(f"/v1/checkpoints/{checkpoint_id}/pin", None, CheckpointRead)
+
+    def unpin(self, checkpoint_id: int) -> CheckpointRead:
+        return self._post(f"/v1/checkpoints/{checkpoint_id}/unpin", None, CheckpointRead)
+
+    # --- retention ----------------------------------------------------------------------------
+
+    def retention_grant(self, run: str | int, candidates: list[RetentionCandidate]) -> RetentionGrant:
+        """Ask which candidates may be deleted; each granted one is `deleting` from now on."""
+        body = RetentionGrantRequest(candidates=candidates)
+        return self._post(f"/v1/runs/{run}/retention/grant", body, RetentionGrant)
+
+    def report_deleted(self, checkpoint_id: int) -> CheckpointRead:
+        """A granted checkpoint's files are gone."""
+        return self._post(f"/v1/checkpoints/{checkpoint_id}/deleted", None, CheckpointRead)
 
     # --- jobs (users) -------------------------------------------------------------------------
 
@@ -282,8 +319,15 @@ class LedgerClient:
         lease_seconds: float = 60.0,
         run_id: int | None = None,
         tasks: list[str] | None = None,
+        prefer_checkpoint_id: int | None = None,
     ) -> Lease | None:
-        body = ClaimRequest(worker_id=worker_id, lease_seconds=lease_seconds, run_id=run_id, tasks=tasks)
+        body = ClaimRequest(
+            worker_id=worker_id,
+            lease_seconds=lease_seconds,
+            run_id=run_id,
+            tasks=tasks,
+            prefer_checkpoint_id=prefer_checkpoint_id,
+        )
         return self._post("/v1/jobs/claim", body, Lease)
 
     def heartbeat(self, lease: Lease, lease_seconds: float = 60.0) -> Lease:
@@ -310,8 +354,16 @@ class LedgerClient:
 
     # --- queries ------------------------------------------------------------------------------
 
-    def scores(self, run: str | int, task: str | None = None) -> list[ScoreRow]:
-        return self._get(f"/v1/runs/{run}/scores", list[ScoreRow], task=task)
+    def scores(self, run: str | int, task: str | None = None, *, page_size: int = 1000) -> list[ScoreRow]:
+        """Every checkpoint of the run with its scores, in step order, read page by page."""
+        rows: list[ScoreRow] = []
+        while True:
+            page = self._get(
+                f"/v1/runs/{run}/scores", list[ScoreRow], task=task, limit=page_size, offset=len(rows)
+            )
+            rows += page
+            if len(page) < page_size:
+                return rows
 
     def best(
         self,
@@ -324,6 +376,25 @@ class LedgerClient:
 
     def compare(self, a: int, b: int, task: str | None = None) -> CompareResult:
         return self._get("/v1/compare", CompareResult, a=a, b=b, task=task)
+
+    # --- per-question analysis ------------------------------------------------------------------
+
+    def sample_flips(self, a: int, b: int, task: str | None = None) -> SampleFlips:
+        """The questions whose verdict differs between checkpoints `a` and `b`."""
+        return self._get("/v1/compare/samples", SampleFlips, a=a, b=b, task=task)
+
+    def run_tasks(self, run: str | int) -> list[str]:
+        """The tasks (suite entries) a run has results for, its headline one first."""
+        return self._get(f"/v1/runs/{run}/tasks", list[str])
+
+    def question(self, run: str | int, question_id: str, task: str | None = None) -> list[QuestionVerdict]:
+        return self._get(f"/v1/runs/{run}/questions/{question_id}", list[QuestionVerdict], task=task)
+
+    def run_samples(
+        self, run: str | int, task: str | None = None, *, offset: int = 0, limit: int = 1000
+    ) -> ExportPage:
+        """One page of every sample of a run with its checkpoint (for exports)."""
+        return self._get(f"/v1/runs/{run}/samples", ExportPage, task=task, offset=offset, limit=limit)
 
     # --- admin --------------------------------------------------------------------------------
 

@@ -95,7 +95,9 @@ class DuetCallback(TrainerCallback):
             algorithm=self.algorithm.value,
         )
         if self.reporter is not None:
-            self.reporter.checkpoint(self.run_name, step, ckpt.resolve(), self.kind, marker.fingerprint())
+            self.reporter.checkpoint(
+                self.run_name, step, ckpt.resolve(), self.kind, marker.fingerprint(), self.algorithm.value
+            )
             for fn in self.after_save:
                 self.reporter.call(fn)
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from shared.config import ClientSettings
+from shared.schemas import Algorithm  # the training stage; one enum for trainer and ledger
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(/[A-Za-z0-9][A-Za-z0-9._\-]*)?$")
 _RUN_NAME = re.compile(r"^[A-Za-z0-9._\-]+$")
@@ -49,6 +50,14 @@ class LoraSettings(BaseModel):
             raise ValueError("give at least one module name, or 'all-linear'")
         return v
 
+    @model_validator(mode="after")
+    def _servable_by_vllm(self) -> LoraSettings:
+        # the evaluator serves adapters with vLLM: refuse what it cannot load before training them
+        from shared.lora import check_lora_settings
+
+        check_lora_settings(self.r, self.modules_to_save, "lora")
+        return self
+
 
 class RetentionSettings(BaseModel):
     """duet's checkpoint rotation (HF's save_total_limit could delete a checkpoint under eval)."""
@@ -58,17 +67,40 @@ class RetentionSettings(BaseModel):
     enabled: bool = True
     keep_last: int = Field(3, ge=1)
     keep_best: int = Field(1, ge=0)
-    best_metric: str = "eval/accuracy"
+    # `eval/<entry>/<metric>` ranks by one suite entry's metric (eval/math500/accuracy);
+    # `eval/<metric>` by the headline's: the suite's first entry, or the trainer's `task`.
+    best_metric: str = Field("eval/accuracy", pattern=r"^eval/.+")
     best_mode: Literal["max", "min"] = "max"
-    # True: a checkpoint is deleted only once its eval finished (scored, no queued/leased job).
+    # The eval suite the worker runs on this run: a checkpoint goes only once every entry due for
+    # it (by cadence) has a final result. None: the trainer's `task` is due on every checkpoint.
+    suite: Path | None = None
+    # True: a checkpoint is deleted only once its due evals finished (done or dead); False: only
+    # once no job is queued or leased on it.
     require_eval: bool = True
 
+    @model_validator(mode="after")
+    def _best_metric_names_an_entry(self) -> RetentionSettings:
+        from shared.suite import RESERVED_NAMES, SuiteError, load_suite
 
-class Algorithm(StrEnum):
-    """The training stage a config runs; recorded in every checkpoint marker and train metric."""
-
-    sft = "sft"  # TRL SFTTrainer on the task's worked solutions
-    grpo = "grpo"  # TRL GRPOTrainer with duet's grader as the reward
+        head, _, rest = self.best_metric.removeprefix("eval/").partition("/")
+        if self.suite is None:
+            if rest and head not in RESERVED_NAMES:
+                raise ValueError(
+                    f"best_metric {self.best_metric!r} names suite entry {head!r} but retention.suite "
+                    "is not set: set it, or rank by the task's metric as eval/<metric>"
+                )
+            return self
+        try:
+            suite = load_suite(self.suite)
+        except SuiteError as e:
+            raise ValueError(f"suite: {e}") from None
+        names = [e.name for e in suite.entries]
+        if rest and head not in names and head not in RESERVED_NAMES:
+            raise ValueError(
+                f"best_metric {self.best_metric!r}: {head!r} is not an entry of {self.suite} "
+                f"(entries: {', '.join(names)})"
+            )
+        return self
 
 
 class RewardName(StrEnum):

@@ -71,8 +71,11 @@ class Reporter:
         if rows:
             self._put("metrics", {"run": run, "rows": rows})
 
-    def checkpoint(self, run: str, step: int, path: Path, kind: str, fingerprint: str | None) -> None:
-        payload = {"run": run, "step": step, "path": str(path), "kind": kind, "fingerprint": fingerprint}
+    def checkpoint(
+        self, run: str, step: int, path: Path, kind: str, fingerprint: str | None, algorithm: str | None = None
+    ) -> None:
+        payload = {"run": run, "step": step, "path": str(path), "kind": kind, "fingerprint": fingerprint,
+                   "algorithm": algorithm}  # fmt: skip
         self._put("checkpoint", payload)
 
     def call(self, fn: Callable[[LedgerClient], None]) -> None:
@@ -225,6 +228,7 @@ class Reporter:
                         path=p["path"],
                         kind=p["kind"],
                         fingerprint=p["fingerprint"],
+                        algorithm=p.get("algorithm"),  # spools written before stages lack it
                     )
                 )
             else:

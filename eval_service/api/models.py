@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    false,
+)
 from sqlmodel import Field, SQLModel
 
-from shared.schemas import JobStatus, Sample
+from shared.schemas import CheckpointState, JobStatus, Sample
 
 
 def utcnow() -> datetime:
@@ -30,7 +40,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return as_utc(value)
+        # Naive UTC: an aware value bound to TIMESTAMP WITHOUT TIME ZONE is converted through the
+        # session's time zone by Postgres, and reads back shifted on a server not set to UTC.
+        utc = as_utc(value)
+        return None if utc is None else utc.replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return as_utc(value)
@@ -52,6 +65,19 @@ class JobStatusString(TypeDecorator[JobStatus]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> JobStatus | None:
         return None if value is None else JobStatus(value)
+
+
+class CheckpointStateString(TypeDecorator[CheckpointState]):
+    """A checkpoint state stored as its plain string value and read back as a `CheckpointState`."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else CheckpointState(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> CheckpointState | None:
+        return None if value is None else CheckpointState(value)
 
 
 class Run(SQLModel, table=True):
@@ -79,6 +105,16 @@ class Checkpoint(SQLModel, table=True):
     kind: str = "full"
     fingerprint: str | None = None
     created_at: datetime = _utc_field(default_factory=utcnow)
+    # The training stage that wrote it (schemas.Algorithm: its marker's `algorithm`); None: base model.
+    algorithm: str | None = None
+    # Retention (crud.retention): present -> deleting (granted) -> deleted (the trainer removed it).
+    state: CheckpointState = Field(
+        default=CheckpointState.present,
+        sa_type=CheckpointStateString,
+        sa_column_kwargs={"server_default": CheckpointState.present.value},
+    )
+    pinned: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    deleted_at: datetime | None = _utc_field(default=None)
 
 
 class EvalJob(SQLModel, table=True):
@@ -121,6 +157,8 @@ class EvalResult(SQLModel, table=True):
     grader_version: str
     metrics: dict[str, float] = Field(sa_column=Column(JSON, nullable=False))
     info: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    load_mode: str | None = None  # shared.schemas.LoadMode; None from workers that predate it
+    load_reason: str | None = None
     created_at: datetime = _utc_field(default_factory=utcnow)
 
 
@@ -159,6 +197,38 @@ class WandbOutbox(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # includes train/global_step
     created_at: datetime = _utc_field(default_factory=utcnow)
     sent_at: datetime | None = _utc_field(default=None)
+
+
+class EvalMetric(SQLModel, table=True):
+    """One metric of the current result of a (checkpoint, task): `best` is one indexed query.
+
+    Only the newest result of a checkpoint and task has rows here (a newer result or a regrade
+    replaces them), so the table holds exactly what `scores` shows. NaN is stored as NULL."""
+
+    __tablename__ = "eval_metrics"
+    __table_args__ = (Index("ix_eval_metrics_best", "run_id", "task", "key", "value", "step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    result_id: int = Field(foreign_key="eval_results.id", index=True)
+    checkpoint_id: int = Field(foreign_key="checkpoints.id")
+    run_id: int = Field(foreign_key="runs.id")
+    task: str
+    step: int
+    key: str  # bare name, as in EvalResult.metrics
+    value: float | None = None
+
+
+class LeaderLease(SQLModel, table=True):
+    """Who runs a singleton background job (W&B drain, lease sweep) among several API replicas.
+
+    A row per job; a replica holds it while `expires_at` is ahead and renews it before each round,
+    so a dead replica's lease simply runs out and another takes over."""
+
+    __tablename__ = "leader_leases"
+
+    name: str = Field(primary_key=True)
+    holder: str
+    expires_at: datetime = _utc_field()
 
 
 # Claim order (priority DESC, step DESC, id) served straight from an index.

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.lora import check_max_lora_rank
 
 
 class WorkerSettings(BaseSettings):
@@ -30,7 +32,13 @@ class WorkerSettings(BaseSettings):
     scan_depth: int = Field(3, ge=1)
 
     # what to evaluate on (the spec of the jobs this worker enqueues)
+    # A suite file (shared.suite): several named evals per checkpoint, each with its own sampling
+    # and cadence; replaces task/limit/sampling below for the jobs this worker enqueues.
+    suite: Path | None = None
     task: str = "ones_digit"
+    # Options of that task, e.g. {"answer_format": "r1_zero"} to grade like the trainer trains
+    # (DUET_WORKER_TASK_OPTIONS is JSON; `duet worker --task-option answer_format=r1_zero`).
+    task_options: dict[str, Any] = Field(default_factory=dict)
     limit: int | None = Field(None, ge=1)
     temperature: float = Field(0.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -43,10 +51,21 @@ class WorkerSettings(BaseSettings):
     dtype: str = "auto"
     gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
     max_model_len: int | None = None
-    enable_lora: bool = True
-    max_lora_rank: int = 64
-    enforce_eager: bool = True
-    verify_swaps: bool = True
+    # vLLM parallelism on one node: shard the model over GPUs (tensor) and/or run whole replicas
+    # side by side (data); e.g. 4 GPUs = tp 2 x dp 2. One worker then uses them all.
+    tensor_parallel_size: int = Field(1, ge=1)
+    data_parallel_size: int = Field(1, ge=1)
+    # None: LoRA on only when the run evaluates adapters (a LoRA checkpoint under --watch at start,
+    # or the first adapter job, which rebuilds the engine once with LoRA on). Off keeps full-weight
+    # reload on the plain model path.
+    enable_lora: bool | None = None
+    max_lora_rank: int = 64  # one of shared.lora.VLLM_LORA_RANKS
+    # None: CUDA graphs on CUDA (eager off), eager on CPU; see `resolved_enforce_eager`.
+    enforce_eager: bool | None = None
+    verify_swaps: bool = True  # parameter probes + the end-to-end canary after every swap
+    # An engine without in-place reload (vLLM < 0.16) refuses to start unless this is set; then
+    # every checkpoint rebuilds the engine, and each job records that.
+    allow_rebuild: bool = False
     top_logprobs: int = Field(5, ge=1)  # top-k logprobs per token for the entropy metric
     hf_batch_size: int = Field(32, ge=1)
     hf_device: str = "auto"  # HF backend: "auto" = cuda when available, else cpu; or "cuda:1", "cpu"
@@ -59,3 +78,17 @@ class WorkerSettings(BaseSettings):
     any_run: bool = False  # claim jobs of every run, not only --run
     spool_path: Path = Path(".duet/worker_spool.db")
     exit_when_idle: bool = False  # exit once nothing is queued (batch mode, tests)
+
+    @field_validator("max_lora_rank")
+    @classmethod
+    def _vllm_rank(cls, v: int) -> int:
+        return check_max_lora_rank(v)
+
+    def resolved_enforce_eager(self) -> bool:
+        """The configured value, else eager only where there is no CUDA (CUDA graphs are several
+        times faster to decode with; the CPU backend has none)."""
+        if self.enforce_eager is not None:
+            return self.enforce_eager
+        import torch
+
+        return not torch.cuda.is_available()

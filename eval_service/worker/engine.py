@@ -24,7 +24,8 @@ from typing import Any, Protocol
 
 from eval_service.worker.config import WorkerSettings
 from shared.checkpoint import CheckpointError
-from shared.schemas import SamplingSpec
+from shared.lora import AdapterRefused, check_adapter
+from shared.schemas import LoadMode, SamplingSpec
 
 log = logging.getLogger("duet.worker.engine")
 
@@ -139,17 +140,59 @@ def tokenizer_dir(target: Target, fallback_base: Path | None = None) -> Path:
     return lora_base(target, fallback_base)
 
 
-def lora_rank(adapter: Path) -> int:
-    conf = json.loads((adapter / "adapter_config.json").read_text())
-    return int(conf.get("r", 8))
+MIN_VLLM_RELOAD = "0.16"  # first vLLM whose reload_weights takes a weights_path (layerwise reload)
+
+
+class EngineUnsupported(RuntimeError):
+    """The installed engine cannot do what the worker needs (and the user did not opt out)."""
+
+
+def reload_support() -> tuple[bool, str]:
+    """(can reload weights in place from a path, vLLM version): signature of the model runner's
+    reload_weights, which the workers of every device type inherit."""
+    import inspect
+
+    import vllm
+    from vllm.v1.worker.gpu_model_runner import GPUModelRunner
+
+    params = inspect.signature(GPUModelRunner.reload_weights).parameters
+    return "weights_path" in params, vllm.__version__
+
+
+def check_engine(settings: WorkerSettings) -> str | None:
+    """At worker start: None when in-place swap works; with --allow-rebuild the reason every load
+    will rebuild instead; else EngineUnsupported naming the version found and the minimum."""
+    if settings.backend != "vllm":
+        return None
+    ok, version = reload_support()
+    if ok:
+        return None
+    reason = f"vLLM {version} cannot reload weights in place (needs >= {MIN_VLLM_RELOAD})"
+    if settings.allow_rebuild:
+        return reason + "; --allow-rebuild: the engine is rebuilt for every checkpoint"
+    raise EngineUnsupported(
+        f"{reason}: every checkpoint would rebuild the whole engine. Install vllm>={MIN_VLLM_RELOAD} "
+        "(duet pins 0.32.0), or pass --allow-rebuild (DUET_WORKER_ALLOW_REBUILD=1) to accept it."
+    )
+
+
+def _mode(event: str, reason: str = "", **extra: Any) -> dict[str, Any]:
+    """The engine event of a load, with its LoadMode (and the reason, for a rebuild)."""
+    mode = LoadMode(event) if event in LoadMode.__members__ else LoadMode.rebuild
+    info: dict[str, Any] = {"engine_event": event, "load_mode": mode.value, **extra}
+    if reason:
+        info["load_reason"] = info["rebuild_reason"] = reason
+    return info
 
 
 class VLLMBackend:
     name = "vllm"
 
-    def __init__(self, settings: WorkerSettings):
+    def __init__(self, settings: WorkerSettings, rebuild_reason: str | None = None):
         self.settings = settings
+        self.rebuild_reason = rebuild_reason  # set: no in-place reload, every load rebuilds
         self.llm: Any = None
+        self.lora_on = False
         self.model_dir: Path | None = None  # what the engine was built from (arch + tokenizer)
         self.weights: Path | None = None  # full weights currently loaded
         self.last_good: Path | None = None
@@ -159,7 +202,7 @@ class VLLMBackend:
 
     # --- engine lifecycle ---------------------------------------------------------------------
 
-    def _build(self, model_dir: Path) -> None:
+    def _build(self, model_dir: Path, lora: bool) -> None:
         # Our own process: the verify function is sent by value to the vLLM workers.
         os.environ.setdefault("VLLM_ALLOW_INSECURE_SERIALIZATION", "1")
         os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
@@ -170,7 +213,11 @@ class VLLMBackend:
         kw: dict[str, Any] = {}
         if self.settings.max_model_len:
             kw["max_model_len"] = self.settings.max_model_len
-        if self.settings.enable_lora:
+        if self.settings.tensor_parallel_size > 1:
+            kw["tensor_parallel_size"] = self.settings.tensor_parallel_size
+        if self.settings.data_parallel_size > 1:
+            kw["data_parallel_size"] = self.settings.data_parallel_size
+        if lora:
             kw.update(enable_lora=True, max_lora_rank=self.settings.max_lora_rank, max_loras=1)
         self.llm = LLM(
             model=str(model_dir),
@@ -178,11 +225,12 @@ class VLLMBackend:
             dtype=self.settings.dtype,
             seed=self.settings.seed,
             gpu_memory_utilization=self.settings.gpu_memory_utilization,
-            enforce_eager=self.settings.enforce_eager,
+            enforce_eager=self.settings.resolved_enforce_eager(),
             trust_remote_code=False,
             **kw,
         )
         self.model_dir = self.weights = Path(model_dir)
+        self.lora_on = lora
 
     def _shutdown(self) -> None:
         if self.llm is None:
@@ -195,27 +243,32 @@ class VLLMBackend:
     def close(self) -> None:
         self._shutdown()
 
-    def _rebuild(self, model_dir: Path, event: str, reason: str) -> dict[str, Any]:
+    def _rebuild(self, model_dir: Path, event: str, reason: str, lora: bool | None = None) -> dict[str, Any]:
+        if lora is None:  # keep LoRA on once it is on; configured on from the start
+            lora = self.lora_on or bool(self.settings.enable_lora)
         t0 = time.perf_counter()
         try:
-            self._build(model_dir)
+            self._build(model_dir, lora)
         except Exception as e:
             self.llm = self.weights = None
             raise LoadError(f"engine build on {model_dir} failed: {type(e).__name__}: {e}") from e
-        info = {"engine_event": event, "load_s": round(time.perf_counter() - t0, 3)}
-        if reason:
-            info["rebuild_reason"] = reason
+        info = _mode(event, reason, load_s=round(time.perf_counter() - t0, 3))
         log.info("engine %s on %s in %.1fs %s", event, model_dir, info["load_s"], reason)
         return info
 
+    def _reload(self, path: Path) -> None:
+        """Reload `path`'s weights into the running engine (tests replace this to inject faults)."""
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
+
     def _load_full(self, path: Path) -> dict[str, Any]:
         if self.llm is None:
-            return self._rebuild(path, "initial" if self.last_good is None else "rebuild", "")
+            event = "initial" if self.last_good is None else "rebuild"
+            return self._rebuild(path, event, "" if event == "initial" else "engine was down")
         assert self.model_dir is not None
-        reason = ""
-        if arch_signature(path) != arch_signature(self.model_dir):
+        reason = self.rebuild_reason or ""
+        if not reason and arch_signature(path) != arch_signature(self.model_dir):
             reason = "architecture differs (config.json)"
-        elif tokenizer_hash(path) != tokenizer_hash(self.model_dir):
+        elif not reason and tokenizer_hash(path) != tokenizer_hash(self.model_dir):
             reason = "tokenizer differs"
         if reason:
             return self._rebuild(path, "rebuild", reason)
@@ -223,27 +276,37 @@ class VLLMBackend:
         try:
             from eval_service.worker.swap_check import refresh_lm_head, ties_word_embeddings
 
-            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
+            self._reload(path)
             refreshed = ties_word_embeddings(path) and all(self.llm.collective_rpc(refresh_lm_head))
             self.llm.reset_prefix_cache()
         except Exception as e:
             log.warning("in-place swap to %s failed (%s); rebuilding", path, e)
             return self._rebuild(path, "rebuild", f"swap failed: {type(e).__name__}: {e}")
-        swap_s = time.perf_counter() - t0
         self.weights = path
-        info: dict[str, Any] = {"engine_event": "swap", "swap_s": round(swap_s, 4)}
+        info = _mode("swap", swap_s=round(time.perf_counter() - t0, 4))
         if refreshed:
             info["lm_head_refreshed"] = True
         if self.settings.verify_swaps:
-            from eval_service.worker.swap_check import verify_swap_full
+            return self._verify(path, info)
+        return info
 
-            t1 = time.perf_counter()
-            check = verify_swap_full(self.llm, path)
-            info.update(swap_verified=check.verified, verify_s=round(time.perf_counter() - t1, 4))
-            if check.verified is False:
-                log.warning("swap to %s served stale weights (%s); rebuilding", path, check.mismatched)
-                out = self._rebuild(path, "rebuild", f"swap not verified: {check.mismatched}")
-                return {**out, "swap_verified": False}
+    def _verify(self, path: Path, info: dict[str, Any]) -> dict[str, Any]:
+        """Parameter probes, then the canary through generate; either failing rebuilds."""
+        from eval_service.worker.canary import run_canary
+        from eval_service.worker.swap_check import verify_swap_full
+
+        t1 = time.perf_counter()
+        check = verify_swap_full(self.llm, path)
+        stale = f"swap not verified: {check.mismatched}" if check.verified is False else ""
+        if not stale:
+            canary = run_canary(self.llm, path)
+            info.update(canary_ok=canary.ok, canary_err=round(canary.mean_abs_err, 6))
+            if not canary.ok:
+                stale = f"swap served stale weights: {canary.describe()}"
+        info.update(swap_verified=not stale, verify_s=round(time.perf_counter() - t1, 4))
+        if stale:
+            log.warning("swap to %s: %s; rebuilding", path, stale)
+            return {**self._rebuild(path, "rebuild", stale), "swap_verified": False}
         return info
 
     def load(self, target: Target) -> dict[str, Any]:
@@ -257,16 +320,24 @@ class VLLMBackend:
 
         if target.kind == "lora":
             base = lora_base(target, self.settings.base_model)
-            if not self.settings.enable_lora:
-                raise CheckpointError(f"{target.path}: LoRA adapter but the worker runs with enable_lora off")
-            if lora_rank(target.path) > self.settings.max_lora_rank:
+            if self.settings.enable_lora is False:
                 raise CheckpointError(
-                    f"{target.path / 'adapter_config.json'}: r={lora_rank(target.path)} exceeds "
-                    f"max_lora_rank={self.settings.max_lora_rank} (DUET_WORKER_MAX_LORA_RANK)"
+                    f"{target.path}: a LoRA adapter, but the worker runs with LoRA off "
+                    "(--no-lora / DUET_WORKER_ENABLE_LORA=0); restart it without that to score adapters"
                 )
-            info = {"engine_event": "lora"}
-            if self.weights is None or self.weights.resolve() != base.resolve():
+            try:
+                check_adapter(target.path, self.settings.max_lora_rank)
+            except AdapterRefused as e:
+                raise CheckpointError(str(e)) from None
+            if self.llm is None or not self.lora_on:
+                # vLLM cannot switch LoRA on in a running engine: build (again) over the base with it
+                event = "initial" if self.llm is None and self.last_good is None else "rebuild"
+                why = "" if event == "initial" else "a LoRA adapter arrived; rebuilt the engine with LoRA on"
+                info = {**self._rebuild(base, event, why, lora=True), "lora": True}
+            elif self.weights is None or self.weights.resolve() != base.resolve():
                 info = {**self._load_full(base), "lora": True}
+            else:
+                info = _mode("lora")
             self.last_good = base
             self._lora_ids += 1  # a fresh id per job: vLLM caches adapters by id
             self._lora = LoRARequest(f"adapter-{self._lora_ids}", self._lora_ids, str(target.path))
@@ -310,9 +381,9 @@ class VLLMBackend:
         return result
 
 
-def make_backend(settings: WorkerSettings) -> Backend:
+def make_backend(settings: WorkerSettings, rebuild_reason: str | None = None) -> Backend:
     if settings.backend == "vllm":
-        return VLLMBackend(settings)
+        return VLLMBackend(settings, rebuild_reason)
     from eval_service.worker.hf_backend import HFBackend
 
     return HFBackend(settings)

@@ -67,7 +67,10 @@ class HFBackend:
             tok.pad_token = tok.eos_token
         self.model, self.tok, self.loaded = model.to(self._device()).eval(), tok, target
         self.last_good = target
-        return {"engine_event": event, "load_s": round(time.perf_counter() - t0, 3)}
+        info = {"engine_event": event, "load_mode": event, "load_s": round(time.perf_counter() - t0, 3)}
+        if event == "rebuild":  # plain transformers has no in-place swap: every model is loaded anew
+            info["load_reason"] = "hf backend loads every checkpoint from scratch"
+        return info
 
     def recover(self) -> dict[str, Any]:
         return {"engine_event": "none"}  # nothing persistent to repair: the next load starts clean

@@ -27,8 +27,9 @@ from shared.checkpoint import (
     verify_marker,
 )
 from shared.client import DuetClientError, LedgerClient, LedgerError, LedgerUnavailable, StaleAttempt
-from shared.schemas import CompleteRequest, FailRequest, Lease, Sample
+from shared.schemas import CompleteRequest, FailRequest, Lease, LoadMode, Sample
 from shared.spool import Spool
+from shared.suite import LM_EVAL_PREFIX
 
 log = logging.getLogger("duet.worker.runner")
 
@@ -110,6 +111,8 @@ class JobRunner:
         self.wake = threading.Event()
         self._tokenizers: dict[Path, Any] = {}
         self.jobs_done = 0
+        # The checkpoint the engine serves: its queued jobs (a suite) are claimed first, unswapped.
+        self.loaded_checkpoint_id: int | None = None
 
     # --- loop ---------------------------------------------------------------------------------
 
@@ -119,7 +122,10 @@ class JobRunner:
             self.replay_spool()
             try:
                 lease = self.client.claim(
-                    self.settings.worker_id, lease_seconds=self.settings.lease_seconds, run_id=self.run_id
+                    self.settings.worker_id,
+                    lease_seconds=self.settings.lease_seconds,
+                    run_id=self.run_id,
+                    prefer_checkpoint_id=self.loaded_checkpoint_id,
                 )
             except DuetClientError as e:
                 log.warning("claim failed: %s", e)
@@ -201,24 +207,29 @@ class JobRunner:
         options = dict(spec.options)
         if spec.dataset is not None:  # file-backed tasks (gsm8k, math, custom) read it as their `path`
             options.setdefault("path", spec.dataset)
+        harness_task = (
+            spec.task.removeprefix(LM_EVAL_PREFIX) if spec.task.startswith(LM_EVAL_PREFIX) else None
+        )
         try:
-            task = get_task(spec.task, **options)
+            task = get_task(spec.task, **options) if harness_task is None else None
         except ValueError as e:
             raise CheckpointError(f"spec.task: {e}") from e  # a bad spec never gets better: not retryable
-        examples = task.examples("test", limit=spec.limit)
+        examples = task.examples("test", limit=spec.limit) if task is not None else []
 
         t0 = time.perf_counter()
         target = Target(path, job.checkpoint_kind, self.settings.base_model)
-        try:
-            info: dict[str, Any] = dict(self.backend.load(target))
-        except (CheckpointError, LoadError):
-            raise
-        except Exception as e:
-            raise LoadError(f"{type(e).__name__}: {e}") from e
+        info: dict[str, Any] = self._load(job.checkpoint_id, target)
         info["load_total_s"] = round(time.perf_counter() - t0, 4)
         self._checkpoint_boundary(hb)
 
         tokenizer = self._tokenizer(tokenizer_dir(target))
+        if harness_task is not None:  # the harness renders, generates on this engine, and scores
+            from eval_service.worker.harness_job import run_harness_job
+
+            metrics, samples, extra = run_harness_job(self.backend, harness_task, spec, tokenizer)
+            info.update(extra, backend=self.backend.name, worker_id=self.settings.worker_id)
+            return self._complete_request(lease, hb, metrics, samples, info)
+        assert task is not None
         prompts = [task.render_prompt(ex, tokenizer) for ex in examples]
 
         t1 = time.perf_counter()
@@ -238,12 +249,14 @@ class JobRunner:
                 samples.append(
                     Sample(
                         index=i,
+                        question_id=ex.id,
                         sample=j,
                         prompt=prompt,
                         response=c.text,
                         gold=str(ex.answer),
                         extracted=g.extracted,
                         correct=g.correct,
+                        answer_correct=g.answer_correct,
                         format_ok=g.format_ok,
                         category=g.category,
                         num_tokens=c.num_tokens,
@@ -263,13 +276,45 @@ class JobRunner:
             grader_version=GRADER_VERSION,
             worker_id=self.settings.worker_id,
         )
+        return self._complete_request(lease, hb, metrics, samples, info)
+
+    def _load(self, checkpoint_id: int, target: Target) -> dict[str, Any]:
+        """Load `target` into the engine, unless it already serves that checkpoint (the next job of
+        its suite): then nothing is loaded."""
+        if checkpoint_id == self.loaded_checkpoint_id:
+            return {"engine_event": LoadMode.reuse.value, "load_mode": LoadMode.reuse.value}
+        self.loaded_checkpoint_id = None  # until this load succeeds
+        try:
+            info = dict(self.backend.load(target))
+        except (CheckpointError, LoadError):
+            raise
+        except Exception as e:
+            raise LoadError(f"{type(e).__name__}: {e}") from e
+        self.loaded_checkpoint_id = checkpoint_id
+        return info
+
+    def _complete_request(
+        self,
+        lease: Lease,
+        hb: Heartbeat,
+        metrics: dict[str, float],
+        samples: list[Sample],
+        info: dict[str, Any],
+    ) -> CompleteRequest:
         if hb.lost.is_set():
             raise _Abandon
         return CompleteRequest(
-            worker_id=lease.worker_id, attempt=lease.attempt, metrics=metrics, samples=samples, info=info
+            worker_id=lease.worker_id,
+            attempt=lease.attempt,
+            metrics=metrics,
+            samples=samples,
+            info=info,
+            load_mode=info.get("load_mode"),
+            load_reason=info.get("load_reason"),
         )
 
     def _recover(self) -> None:
+        self.loaded_checkpoint_id = None  # the engine goes back to other weights
         try:
             event = self.backend.recover()
             log.info("engine recovered: %s", event)

@@ -216,16 +216,22 @@ def checkpoint_linear_probe(
         eng = engine_side.get(eng_name)
         if eng is None or any(k not in where for k in keys):
             continue
-        parts = []
+        parts, biases = [], []
         for k in keys:
             with safe_open(str(where[k]), framework="pt") as st:
                 parts.append(st.get_tensor(k))
+            bias = k.removesuffix(".weight") + ".bias"  # Qwen2's q/k/v carry biases
+            if bias in where:
+                with safe_open(str(where[bias]), framework="pt") as st:
+                    biases.append(st.get_tensor(bias))
         w = torch.cat(parts, dim=0)
         name = eng_name
         del ck_name
         dtype = getattr(torch, eng["dtype"])
         x = _probe_input(rows, w.shape[1], dtype).float()
         ref = x @ w.to(dtype).float().T
+        if biases and len(biases) == len(parts):
+            ref = ref + torch.cat(biases).to(dtype).float()
         got = torch.tensor(eng["y"])
         errs[name] = (
             float((got - ref).norm() / ref.norm().clamp_min(1e-12))

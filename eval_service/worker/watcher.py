@@ -28,8 +28,9 @@ from shared.checkpoint import (
     stat_signature,
     verify_marker,
 )
-from shared.client import DuetClientError, LedgerClient
-from shared.schemas import CheckpointCreate, EvalSpec, RunRead
+from shared.client import DuetClientError, LedgerClient, LedgerError
+from shared.schemas import Algorithm, CheckpointCreate, CheckpointState, EvalSpec, RunRead
+from shared.suite import Suite, checkpoint_ordinals, is_final_checkpoint
 
 log = logging.getLogger("duet.worker.watcher")
 
@@ -52,6 +53,17 @@ def candidate_dirs(root: Path, depth: int) -> list[Path]:
     return out
 
 
+def _marker_algorithm(d: Path) -> Algorithm | None:
+    """The training stage a duet marker records (SFT, GRPO), for the ledger's `stage` column; None
+    without a marker or for a stage this worker does not know."""
+    try:
+        marker = read_marker(d)
+    except CheckpointError:
+        return None
+    name = marker.algorithm if marker else None
+    return Algorithm(name) if name in {a.value for a in Algorithm} else None
+
+
 class CheckpointWatcher:
     def __init__(
         self,
@@ -60,9 +72,11 @@ class CheckpointWatcher:
         run: RunRead,
         spec: EvalSpec,
         on_enqueued: Callable[[], None] | None = None,
+        suite: Suite | None = None,
     ):
         assert settings.watch is not None
         self.settings, self.client, self.run, self.spec = settings, client, run, spec
+        self.suite = suite  # None: one job per checkpoint, of `spec`
         self.root = Path(settings.watch)
         self.on_enqueued = on_enqueued or (lambda: None)
         self.published: set[Path] = set()
@@ -134,16 +148,32 @@ class CheckpointWatcher:
                 path=str(d),
                 kind=detect_kind(d),
                 fingerprint=content_fingerprint(d),
+                algorithm=_marker_algorithm(d),
             )
         )
-        res = self.client.enqueue(self.spec, checkpoint_id=ck.id, priority=priority)
+        steps = [c.step for c in self.client.list_checkpoints(self.run.id)] if self.suite else []
+        created = self._enqueue(ck.id, ck.step, d, steps, priority)
         self.published.add(d)
         self._last_sig.pop(d, None)
-        log.info(
-            "checkpoint %s step %d -> job %d (%s)", d, step, res.job.id, "new" if res.created else "exists"
-        )
-        if res.created:
+        log.info("checkpoint %s step %d -> %d new job(s)", d, step, created)
+        if created:
             self.on_enqueued()
+
+    def due_specs(self, step: int, path: Path, steps: list[int]) -> list[EvalSpec]:
+        """The specs due for the checkpoint at `step` among the run's `steps`: every suite entry
+        whose cadence hits its ordinal (all on the baseline and the final checkpoint), or `spec`."""
+        if self.suite is None:
+            return [self.spec]
+        ordinal = checkpoint_ordinals([*steps, step])[step]
+        entries = self.suite.due_entries(ordinal, final=is_final_checkpoint(path))
+        return [e.spec(self.spec.grader_version) for e in entries]
+
+    def _enqueue(self, ckpt_id: int, step: int, path: Path, steps: list[int], priority: int) -> int:
+        """Enqueue the due specs of one checkpoint (deduped by the ledger); returns how many are new."""
+        created = 0
+        for spec in self.due_specs(step, path, steps):
+            created += self.client.enqueue(spec, checkpoint_id=ckpt_id, priority=priority).created
+        return created
 
     def publish_base(self) -> None:
         if self.settings.base_model is not None and self.settings.base_model not in self.published:
@@ -152,12 +182,15 @@ class CheckpointWatcher:
     def reconcile(self) -> None:
         """Enqueue every checkpoint the ledger has for the run (deduped there)."""
         created = 0
-        for ck in self.client.list_checkpoints(self.run.id):
-            res = self.client.enqueue(
-                self.spec, checkpoint_id=ck.id, priority=self.settings.base_priority if ck.step == 0 else 0
-            )
+        checkpoints = self.client.list_checkpoints(self.run.id)
+        steps = [c.step for c in checkpoints]
+        for ck in checkpoints:
+            if ck.state != CheckpointState.present:  # taken by retention: enqueue would be a 409
+                self.published.add(Path(ck.path))
+                continue
+            priority = self.settings.base_priority if ck.step == 0 else 0
+            created += self._enqueue(ck.id, ck.step, Path(ck.path), steps, priority)
             self.published.add(Path(ck.path))
-            created += res.created
         if created:
             log.info("reconcile: enqueued %d missing job(s)", created)
             self.on_enqueued()
@@ -169,9 +202,19 @@ class CheckpointWatcher:
             if d in self.published:
                 continue
             step = self.complete_step(d)
-            if step is not None:
+            if step is None:
+                continue
+            try:
                 self.publish(d, step)
-                new.append(d)
+            except LedgerError as e:
+                if e.status != 409:
+                    raise
+                # The ledger has other weights at this step (a run restarted into the same
+                # directory): refused, loudly, once; retrying every scan cannot change that.
+                self.published.add(d)
+                self._warn_once(d, f"{d}: not evaluated: {e}")
+                continue
+            new.append(d)
         self.scans += 1
         return new
 

@@ -1,6 +1,6 @@
 """Answer extraction, equivalence and metrics, shared by the worker, the trainer and `duet grade`.
 
-Light at import: math-verify/sympy only load in a child process when a sample needs them.
+Light at import: math-verify/sympy only load in the verifier's child processes, when a sample needs them.
 """
 
 from shared.grading.answer_format import AnswerFormat
@@ -11,6 +11,7 @@ from shared.grading.categories import (
     MISSING_ANSWER_OPEN,
     MISSING_THINK_CLOSE,
     NO_ANSWER,
+    TAG_SPACING,
     TRUNCATED,
     WRONG_ANSWER,
     WRONG_ORDER,
@@ -18,7 +19,7 @@ from shared.grading.categories import (
 )
 from shared.grading.equivalence import fast_equivalent, is_equivalent
 from shared.grading.extract import extract
-from shared.grading.grade import GRADER_VERSION, grade_response
+from shared.grading.grade import GRADER_VERSION, grade_many, grade_response
 from shared.grading.metrics import aggregate, is_repetition_loop, token_entropy
 from shared.grading.verifier import MathVerifier
 
@@ -30,6 +31,7 @@ __all__ = [
     "MISSING_ANSWER_OPEN",
     "MISSING_THINK_CLOSE",
     "NO_ANSWER",
+    "TAG_SPACING",
     "TRUNCATED",
     "WRONG_ANSWER",
     "WRONG_ORDER",
@@ -39,6 +41,7 @@ __all__ = [
     "aggregate",
     "extract",
     "fast_equivalent",
+    "grade_many",
     "grade_response",
     "is_equivalent",
     "is_repetition_loop",

@@ -1,18 +1,16 @@
-"""Is an extracted answer equivalent to the gold answer?
+"""Is a bare answer equal to the gold?
 
-Two paths:
-- fast path (no sympy): after normalisation both sides are plain numbers (integers, decimals,
-  `a/b`, `\\frac{a}{b}`); compared exactly as fractions. Most samples end here.
-- slow path: math-verify (latex, sets, intervals, expressions) in a child process with a per-call
-  timeout (see `verifier.py`); a timeout counts as not equivalent.
+Math-Verify decides (`verifier.py`: parse both, `verify`, in a child process with a deadline). Before
+it, a cheap check settles what needs no sympy, with math-verify's own outcome:
+- the same text on both sides -> equal;
+- both plain numbers (`-12`, `3.5`): equal integers or decimals -> equal; different integers, or
+  decimals apart by more than math-verify's 6-decimal rounding could hide -> not equal.
+- otherwise `canonical.cheap_verdict`: both sides read exactly (fractions, surds, pi, polynomials,
+  thousands separators, tuples/intervals/sets of those) and math-verify's verdict is certain.
+Everything else (percents, equations, text, whole responses) goes to math-verify.
 
-Normalisation policy (what math-verify would not do, or not predictably):
-- thousands commas are dropped ("1,234" == "1234"); a leading "$"/"\\$" currency sign is dropped;
-  a trailing period is dropped; `\\text{…}`/`\\mbox{…}` units and trailing plain-word units after a
-  number ("12 cm", "5 dollars") are dropped.
-- percentages: "X%" (or "X\\%") equals both X and X/100 (so "50%" matches gold "50" and gold
-  "0.5"), but a bare number is never read as a percent ("0.5" does not match gold "50").
-- numbers compare exactly (0.5 == 1/2, 0.33 != 1/3); no rounding tolerance on the fast path.
+`normalize`/`parse_number` are duet's own plain-text reading, used only to group equal answers for
+majority voting (maj@k), a question math-verify does not answer.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from shared.grading.canonical import cheap_verdict
 from shared.grading.verifier import MathVerifier, default_verifier
 
 _NUM_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
@@ -71,34 +70,30 @@ def parse_number(s: str) -> Fraction | None:
     return None
 
 
-def _values(text: str) -> set[Fraction] | None:
-    s, percent = normalize(text)
-    v = parse_number(s)
-    if v is None:
-        return None
-    return {v, v / 100} if percent else {v}
+_PLAIN_NUMBER_RE = re.compile(r"^-?\d+(?:\.\d+)?$")
 
 
 def fast_equivalent(pred: str, gold: str) -> bool | None:
-    """Decide without sympy when possible: True/False, or None when the slow path is needed."""
-    if pred.strip() == gold.strip():
+    """Decide without sympy when the outcome is certain: True/False, or None for math-verify."""
+    p, g = pred.strip(), gold.strip()
+    if p and p == g:
         return True
-    p, g = _values(pred), _values(gold)
-    if p is not None and g is not None:
-        return bool(p & g)
-    if normalize(pred)[0] == normalize(gold)[0] and normalize(pred)[0]:
+    if not (_PLAIN_NUMBER_RE.match(p) and _PLAIN_NUMBER_RE.match(g)):
+        return cheap_verdict(gold, pred)  # fractions, surds, pi, intervals...: exact, or None
+    a, b = Fraction(p), Fraction(g)
+    if a == b:
         return True
-    return None
+    if "." not in p and "." not in g:
+        return False
+    # math-verify rounds decimals to 6 places before comparing: only a gap it cannot close is certain.
+    return False if abs(a - b) >= Fraction(1, 10**5) else None
 
 
 def is_equivalent(
     pred: str, gold: str, *, verifier: MathVerifier | None = None, timeout_s: float | None = None
 ) -> bool:
+    """Is the bare answer `pred` equal to `gold`? (A timeout counts as not equal.)"""
     fast = fast_equivalent(pred, gold)
     if fast is not None:
         return fast
-    v = verifier or default_verifier()
-    # Give math-verify the normalised forms (commas/units/currency gone), keeping a percent sign.
-    (ps, pp), (gs, gp) = normalize(pred), normalize(gold)
-    result = v.verify(gs + ("\\%" if gp else ""), ps + ("\\%" if pp else ""), timeout_s=timeout_s)
-    return bool(result)
+    return bool((verifier or default_verifier()).verify(gold, pred, timeout_s=timeout_s))

@@ -88,6 +88,7 @@ def _majority_correct(samples: Sequence[Sample]) -> bool:
 def aggregate(samples: Sequence[Sample], k: int = 1) -> dict[str, float]:
     """Metrics over graded samples (bare names; the ledger prefixes `eval/`).
 
+    `accuracy` is strict (format and answer), `answer_accuracy` format-free (the answer alone).
     Rates are over all samples. Means over an empty subset (no correct samples, no entropies)
     are left out rather than reported as 0. With k > 1, `pass@k` and `maj@k` group samples by
     `Sample.index`: pass@k is the unbiased estimator over all of an example's samples (an example
@@ -107,6 +108,11 @@ def aggregate(samples: Sequence[Sample], k: int = 1) -> dict[str, float]:
         "n_format_ok": float(n_format),
         "n_samples": float(n),
     }
+    # Format-free accuracy: left out when some sample was graded before that verdict existed.
+    if all(s.answer_correct is not None for s in samples):
+        n_answer = sum(bool(s.answer_correct) for s in samples)
+        out["answer_accuracy"] = n_answer / n
+        out["n_answer_correct"] = float(n_answer)
     for cat in FAILURE_CATEGORIES:
         out[f"fail/{cat}"] = sum(s.category == cat for s in samples) / n
     out["mean_length"] = sum(s.num_tokens for s in samples) / n

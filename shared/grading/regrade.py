@@ -1,5 +1,7 @@
-"""Re-grade a stored job: pull its samples from the ledger, grade them again with the current
-grader, and store the new grades and metrics (`duet regrade`, admin token)."""
+"""Re-grade stored jobs: pull their samples from the ledger, grade them again with the current
+grader (both verdicts), and store the new grades and metrics (`duet regrade`, admin token). Nothing
+is generated. The ledger keeps which grader version produced the replaced metrics
+(`ResultRead.info["regrades"]`)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.grading.answer_format import AnswerFormat
-from shared.grading.grade import GRADER_VERSION, grade_response
+from shared.grading.grade import GRADER_VERSION, grade_many
 from shared.grading.metrics import aggregate
 
 if TYPE_CHECKING:
@@ -21,8 +23,10 @@ class RegradeSummary:
     format: AnswerFormat
     grader_version: str
     samples: int
-    changed: int  # samples whose correctness or category differs from the stored grade
+    changed: int  # samples whose verdicts (strict, format-free) or category differ from the stored grade
     accuracy: float | None
+    answer_accuracy: float | None
+    previous_grader_version: str | None
     result_grader_version: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,18 +56,21 @@ def regrade_job(
     samples = fetch_samples(client, job_id, page_size=page_size)
     if not samples:
         raise ValueError(f"job {job_id} has no stored samples to regrade")
+    previous = client.result(job_id).grader_version
+    grades = grade_many([(x.response, x.gold, fmt, x.finish_reason) for x in samples])
     regraded, changed = [], 0
-    for sample in samples:
-        grade = grade_response(sample.response, sample.gold, fmt, sample.finish_reason)
+    for sample, grade in zip(samples, grades, strict=True):
         new = sample.model_copy(
             update={
                 "correct": grade.correct,
+                "answer_correct": grade.answer_correct,
                 "format_ok": grade.format_ok,
                 "extracted": grade.extracted,
                 "category": grade.category,
             }
         )
-        changed += (new.correct, new.category) != (sample.correct, sample.category)
+        before = (sample.correct, sample.answer_correct, sample.category)
+        changed += (new.correct, new.answer_correct, new.category) != before
         regraded.append(new)
     metrics = aggregate(regraded, k=job.spec.sampling.n)
     result = client.regrade(job_id, grader_version=GRADER_VERSION, metrics=metrics, samples=regraded)
@@ -74,5 +81,22 @@ def regrade_job(
         samples=len(regraded),
         changed=changed,
         accuracy=metrics.get("accuracy"),
+        answer_accuracy=metrics.get("answer_accuracy"),
+        previous_grader_version=previous,
         result_grader_version=result.grader_version,
     )
+
+
+def regrade_run(
+    client: LedgerClient, run: str | int, fmt: AnswerFormat | None = None, *, page_size: int = 500
+) -> list[RegradeSummary]:
+    """Re-grade every finished job of `run` that stored samples (jobs without samples are skipped)."""
+    from shared.schemas import JobStatus
+
+    jobs = client.list_jobs(status=JobStatus.done, run=run, limit=10_000)
+    summaries = []
+    for job in sorted(jobs, key=lambda j: j.id):
+        if client.samples(job.id, limit=1).total == 0:
+            continue
+        summaries.append(regrade_job(client, job.id, fmt, page_size=page_size))
+    return summaries

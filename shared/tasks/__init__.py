@@ -17,6 +17,8 @@ for _cls in (
     ones_digit.OnesDigitTask,
     files.GSM8KTask,
     files.MATHTask,
+    files.GSM8KSampleTask,
+    files.MATHSampleTask,
     files.CustomTask,
     arithmetic.MultiplicationTableTask,
     arithmetic.MultiplicationTask,

@@ -1,10 +1,13 @@
 """Tasks backed by data files: `gsm8k`, `math` and `custom` (any JSONL/Parquet file or HF dataset).
 
 Data locations (options):
+- none given: `gsm8k` and `math` read their hub datasets (shared/tasks/hub.py: HF cache, or a
+  local copy under DUET_DATA_DIR), and fail saying how to provide them when neither is there;
 - `path`: one file used for every split (e.g. GSM8K's test.jsonl for evaluation);
 - `train_path` / `test_path`: per-split files, taking precedence over `path`;
 - `custom` also takes `hf_dataset` (+ `hf_config`, `split`) loaded with `datasets.load_dataset`.
-The bundled samples (`shared/data/*_sample.jsonl`) are smoke-test data, used for both splits.
+The bundled 21-row samples (`shared/data/*_sample.jsonl`) are smoke-test data, used for both
+splits, and only under their own names: tasks `gsm8k_sample` and `math_sample`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from shared.grading import AnswerFormat
 from shared.grading.extract import find_boxed
 from shared.tasks.base import Example, Split, Task, TaskOptions
 from shared.tasks.formats import format_solution
+from shared.tasks.hub import GSM8K, MATH, HubSource, load_rows
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 _CALCULATOR_RE = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: "<<48/2=24>>"
@@ -78,25 +82,31 @@ class FileOptions(TaskOptions):
 class FileTask(Task):
     """Rows from a file mapped to examples; subclasses say how a row becomes an Example."""
 
-    default_file: str | None = None
+    default_file: str | None = None  # a bundled sample under shared/data
+    hub: dict[str, HubSource] | None = None  # the hub dataset read when no file is given
     options: FileOptions
 
     def __init__(self, options: TaskOptions | None = None):
         super().__init__(options)
         self._cache: dict[str, list[Example]] = {}
 
-    def source(self, split: Split) -> str:
+    def source(self, split: Split) -> str | HubSource:
+        """A data file, or the hub dataset of the split."""
         o = self.options
         chosen = o.train_path if split == "train" else o.test_path
         chosen = chosen or o.path
         if chosen:
             return chosen
+        if self.hub is not None:
+            return self.hub[split]
         if self.default_file is None:
             raise ValueError(f"task {self.name!r}: give the option 'path' (or 'train_path'/'test_path')")
         return str(DATA_DIR / self.default_file)
 
     def rows(self, split: Split) -> tuple[str, list[dict[str, Any]]]:
         src = self.source(split)
+        if isinstance(src, HubSource):
+            return load_rows(src)
         return src, read_rows(src)
 
     def row_example(self, row: dict[str, Any], i: int, source: str, split: Split) -> Example:
@@ -110,7 +120,11 @@ class FileTask(Task):
 
     def _id(self, source: str, split: Split, i: int, row: dict[str, Any]) -> str:
         rid = row.get("id")
-        return f"{self.name}-{split}-{rid}" if rid is not None else f"{self.name}-{Path(source).stem}-{i}"
+        if rid is not None:
+            return f"{self.name}-{split}-{rid}"
+        if isinstance(self.source(split), HubSource):  # the same ids from the hub and a local copy
+            return f"{self.name}-{split}-{i}"
+        return f"{self.name}-{Path(source).stem}-{i}"
 
 
 class GSM8KOptions(FileOptions):
@@ -123,7 +137,7 @@ class GSM8KTask(FileTask):
     name = "gsm8k"
     Options = GSM8KOptions
     answer_format = AnswerFormat.gsm8k
-    default_file = "gsm8k_sample.jsonl"
+    hub = GSM8K
 
     def row_example(self, row: dict[str, Any], i: int, source: str, split: Split) -> Example:
         question = _field(row, "question", source, i)
@@ -151,7 +165,7 @@ class MATHTask(FileTask):
     name = "math"
     Options = MATHOptions
     answer_format = AnswerFormat.boxed
-    default_file = "math_sample.jsonl"
+    hub = MATH
 
     def row_example(self, row: dict[str, Any], i: int, source: str, split: Split) -> Example:
         problem = _field(row, "problem", source, i)
@@ -167,6 +181,22 @@ class MATHTask(FileTask):
             else format_solution(solution, gold, self.answer_format)
         )
         return Example(id=self._id(source, split, i, row), question=problem, answer=gold, solution=target)
+
+
+class GSM8KSampleTask(GSM8KTask):
+    """The 21 bundled GSM8K rows (smoke tests and demos; never a stand-in for `gsm8k`)."""
+
+    name = "gsm8k_sample"
+    hub = None
+    default_file = "gsm8k_sample.jsonl"
+
+
+class MATHSampleTask(MATHTask):
+    """The 21 bundled MATH rows (smoke tests and demos; never a stand-in for `math`)."""
+
+    name = "math_sample"
+    hub = None
+    default_file = "math_sample.jsonl"
 
 
 class CustomOptions(FileOptions):

@@ -34,12 +34,26 @@ def test_grade_pipe():
     out = duet("grade", "--format", "r1_zero", stdin="".join(json.dumps(x) + "\n" for x in lines) + "\n")
     assert out.returncode == 0, out.stderr
     got = [json.loads(line) for line in out.stdout.splitlines()]
-    assert got == [
-        {"correct": True, "format_ok": True, "extracted": "1/2", "category": "correct"},
-        {"correct": False, "format_ok": True, "extracted": "3", "category": "wrong_answer"},
-        {"correct": False, "format_ok": False, "extracted": None, "category": "truncated"},
-        {"correct": True, "format_ok": True, "extracted": "\\frac{\\sqrt{4}}{4}", "category": "correct"},
+    keys = ("correct", "answer_correct", "format_ok", "extracted", "category")
+    assert [tuple(g[k] for k in keys) for g in got] == [
+        (True, True, True, "1/2", "correct"),
+        (False, False, True, "3", "wrong_answer"),
+        (False, False, False, None, "truncated"),
+        (True, True, True, "\\frac{\\sqrt{4}}{4}", "correct"),
     ]
+
+
+def test_grade_boxed_format_failure_keeps_the_right_answer():
+    out = duet("grade", "--format", "boxed", stdin='{"response": "Answer $ 9 $", "gold": "9"}\n')
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert (got["answer_correct"], got["format_ok"], got["correct"]) == (True, False, False)
+
+
+def test_grade_lenient_is_an_option():
+    line = '{"response": "x</think>\\n<answer>7</answer>", "gold": "7"}\n'
+    assert json.loads(duet("grade", "--format", "r1_zero", stdin=line).stdout)["correct"] is False
+    assert json.loads(duet("grade", "--format", "r1_zero", "--lenient", stdin=line).stdout)["correct"] is True
 
 
 def test_grade_streams_line_by_line():
@@ -170,20 +184,34 @@ def test_regrade_against_a_real_ledger(ledger):
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["samples"] == 4 and summary["changed"] == 4 and summary["format"] == "r1_zero"
+    assert summary["previous_grader_version"] == "0"
 
     result = c.result(job.id)
     assert result.grader_version == GRADER_VERSION
+    assert result.info["regrades"] == [{"from": "0", "to": GRADER_VERSION}]  # the old version stays visible
     assert result.metrics["accuracy"] == pytest.approx(0.5)
+    # "no tags 0" fails the format but states the right answer: format-free 3 of 4
+    assert result.metrics["answer_accuracy"] == pytest.approx(0.75)
+    assert c.scores(run.name)[0].grader_version == GRADER_VERSION
     assert result.metrics["pass@2"] == pytest.approx(1.0)
     assert result.metrics["fail/missing_think_close"] == pytest.approx(0.25)
     page = c.samples(job.id, limit=10)
-    got = {(x.index, x.sample): (x.correct, x.category) for x in page.items}
+    got = {(x.index, x.sample): (x.correct, x.answer_correct, x.category) for x in page.items}
     assert got == {
-        (0, 0): (True, "correct"),
-        (0, 1): (False, "wrong_answer"),
-        (1, 0): (False, "missing_think_close"),
-        (1, 1): (True, "correct"),
+        (0, 0): (True, True, "correct"),
+        (0, 1): (False, False, "wrong_answer"),
+        (1, 0): (False, True, "missing_think_close"),
+        (1, 1): (True, True, "correct"),
     }
+
+    # The whole run again: same grader, same verdicts, one line per job with stored samples.
+    again = duet("regrade", "--run", run.name, env=env)
+    assert again.returncode == 0, again.stderr
+    lines = [json.loads(line) for line in again.stdout.splitlines()]
+    assert [(x["job"], x["changed"], x["previous_grader_version"]) for x in lines] == [
+        (job.id, 0, GRADER_VERSION)
+    ]
+    assert duet("regrade", env=env).returncode == 2  # neither a job nor --run
 
     # Without the admin token the ledger refuses, and the command says so.
     refused = duet("regrade", str(job.id), env=ledger.client_env())

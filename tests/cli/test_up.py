@@ -60,11 +60,28 @@ def ledger_on(ledger_factory, wd: Path):
 @pytest.mark.slow
 def test_duet_up_scores_every_checkpoint_once_and_aligns_wandb(tmp_path, ledger_factory):
     wd = tmp_path / "duet"
+    suite = tmp_path / "suite.yaml"  # the shape of the default tiny suite, smaller
+    suite.write_text(
+        "entries:\n"
+        "  - {name: ones_digit, task: ones_digit, limit: 40, max_tokens: 64}\n"
+        "  - {name: probe, task: ones_digit, limit: 10, n: 2, temperature: 1.0, max_tokens: 48, every: 2}\n"
+    )
     out = run_up(
-        wd, "--run", "e2e", "--limit", "40", "--max_steps", "30", "--save_steps", "10", "--logging_steps", "5"
+        wd,
+        "--run",
+        "e2e",
+        "--suite",
+        str(suite),
+        "--max_steps",
+        "30",
+        "--save_steps",
+        "10",
+        "--logging_steps",
+        "5",
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "Checkpoint scores" in out.stdout and "best checkpoint: step" in out.stdout
+    assert "Scores per suite entry" in out.stdout and "probe flips" in out.stdout
 
     # Query what `duet up` left behind through a fresh ledger on the same database.
     c = ledger_on(ledger_factory, wd).client()
@@ -80,8 +97,10 @@ def test_duet_up_scores_every_checkpoint_once_and_aligns_wandb(tmp_path, ledger_
 
     jobs = c.list_jobs(run="e2e")
     assert all(j.status.value == "done" for j in jobs), [(j.step, j.status, j.last_error) for j in jobs]
-    steps = [j.step for j in jobs]
+    steps = [j.step for j in jobs if j.spec.name == "ones_digit"]
     assert sorted(steps) == registered, "every checkpoint scored exactly once"
+    # the probe: baseline, every 2nd checkpoint, and the final one (step 30 = max_steps)
+    assert sorted(j.step for j in jobs if j.spec.name == "probe") == [0, 20, 30]
 
     rows = c.scores("e2e")
     assert [r.step for r in rows] == registered

@@ -74,7 +74,7 @@ def test_slow_path_not_equal(pred, gold):
 
 
 def test_plain_numbers_never_need_sympy():
-    for pred, gold in [("42", "42.0"), ("1,000", "1000"), ("3/4", "0.75"), ("-0.5", "-1/2"), ("7", "8")]:
+    for pred, gold in [("42", "42.0"), ("-0.5", "-0.50"), ("7", "8"), ("3.5", "3.4"), ("12", "12")]:
         assert fast_equivalent(pred, gold) is not None
 
 

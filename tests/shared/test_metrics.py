@@ -113,3 +113,16 @@ def test_repetition_loop():
     assert not is_repetition_loop("ha ha ha")  # too short to call a loop
     text = "The pages are renumbered so that page one becomes the last page, and so on until the end."
     assert not is_repetition_loop(text)
+
+
+def test_answer_accuracy_counts_right_answers_whatever_the_format(samples):
+    # Old samples (graded before the format-free verdict) leave the metric out rather than guess.
+    assert "answer_accuracy" not in aggregate(samples)
+    graded = [
+        x.model_copy(update={"answer_correct": x.correct or x.category == "missing_think_close"})
+        for x in samples
+    ]
+    m = aggregate(graded)
+    assert m["accuracy"] == pytest.approx(3 / 9)
+    assert m["answer_accuracy"] == pytest.approx(4 / 9)
+    assert m["n_answer_correct"] == 4.0

@@ -19,7 +19,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def test_gsm8k_sample_solutions_grade_correct_in_every_format():
     for fmt in ("gsm8k", "r1_zero", "boxed", "freeform"):
-        task = get_task("gsm8k", answer_format=fmt)
+        task = get_task("gsm8k_sample", answer_format=fmt)
         exs = task.examples("test")
         assert len(exs) >= 20
         for ex in exs:
@@ -35,7 +35,7 @@ def test_gsm8k_gold_drops_thousands_commas(tmp_path):
 
 
 def test_math_sample_golds_are_the_boxed_answers():
-    task = get_task("math")
+    task = get_task("math_sample")
     exs = task.examples("test")
     assert [e.answer for e in exs][:2] == ["\\frac{5}{6}", "4"]
     for ex in exs:

@@ -115,6 +115,8 @@ def test_unknown_task_lists_available_ones():
         "ones_digit",
         "gsm8k",
         "math",
+        "gsm8k_sample",
+        "math_sample",
         "custom",
         "addition",
         "multiplication",

@@ -20,6 +20,7 @@ class ServerSettings(BaseSettings):
     api_token: str = DEFAULT_API_TOKEN  # workers, trainers, users
     admin_token: str = DEFAULT_ADMIN_TOKEN  # allowed everywhere, needed for regrade/retry/flush
     read_auth: bool = False  # when true, GET routes need a token too
+    public_docs: bool = False  # with read_auth: serve /openapi.json and /docs without a token anyway
     max_body_bytes: int = 64 * 1024 * 1024
     checkpoint_root: Path = Path(".")  # every checkpoint path must resolve under this directory
 
@@ -27,6 +28,11 @@ class ServerSettings(BaseSettings):
     sweep_interval_s: float = 5.0  # how often expired leases are re-queued
     sqlite_busy_timeout_ms: int = 30_000
     sqlite_synchronous: str = "NORMAL"  # WAL + NORMAL survives process crashes
+
+    # Several replicas on one database elect one of them for the W&B drain and the lease sweep:
+    # a leader lease runs out this long after its holder stops renewing it (e.g. died).
+    leader_lease_s: float = 15.0
+    replica_id: str = ""  # names this replica in leader leases; empty: host:pid:random
 
     wandb_enabled: bool = True
     wandb_project: str = "duet"

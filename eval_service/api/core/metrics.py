@@ -41,4 +41,12 @@ class LedgerMetrics:
             "duet_train_rows_duplicate", "Train metric rows ignored as dups", registry=registry
         )
         self.conflicts = Counter("duet_http_409", "Stale-attempt and state conflicts", registry=registry)
+        # How workers loaded each scored checkpoint: a growing `rebuild` count means hot swap is not
+        # holding (old engine, failed verification) and every checkpoint pays a full engine start.
+        self.checkpoint_loads = Counter(
+            "duet_checkpoint_loads",
+            "Checkpoints loaded by workers, by load mode",
+            ["mode"],
+            registry=registry,
+        )
         registry.register(_QueueCollector(depth, pending))

@@ -16,14 +16,18 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from eval_service.api.core.config import ServerSettings
+from eval_service.api.crud.retention import get_checkpoint, require_present
 from eval_service.api.crud.runs import checkpoint_for_job, get_run
 from eval_service.api.errors import Conflict, Invalid, NotFound
 from eval_service.api.models import Checkpoint, EvalJob, utcnow
 from shared import schemas
 from shared.schemas import ACTIVE_STATUSES, FINISHED_STATUSES, JobStatus
 
-# An equal job in one of these makes a new enqueue a duplicate (dead and cancelled ones do not).
-DEDUPE_STATUSES = ACTIVE_STATUSES | {JobStatus.done}
+# An equal job in one of these makes a new enqueue a duplicate. A dead job stays dead until
+# `retry` (or an enqueue with `force`): the watcher's reconcile re-enqueues every checkpoint of
+# its run, and must not make a new dead job per refused checkpoint per pass. A cancelled job does
+# not block a new one (cancel is "not now", not "never").
+DEDUPE_STATUSES = ACTIVE_STATUSES | {JobStatus.done, JobStatus.dead}
 
 
 def transition_values(
@@ -76,9 +80,10 @@ def get_job(session: Session, job_id: int) -> EvalJob:
 
 
 def enqueue(session: Session, settings: ServerSettings, body: schemas.JobCreate) -> tuple[EvalJob, bool]:
-    """Returns (job, created): an equal queued, leased or done job is returned instead of a new
-    one unless `body.force`."""
-    ckpt = checkpoint_for_job(session, settings, body)
+    """Returns (job, created): an equal queued, leased, done or dead job is returned instead of a
+    new one unless `body.force` (see DEDUPE_STATUSES)."""
+    # 409 once retention granted its deletion; locks the row against a grant until commit.
+    ckpt = require_present(session, checkpoint_for_job(session, settings, body))
     spec_hash = body.spec.fingerprint()
     if not body.force:
         same = session.exec(
@@ -96,7 +101,7 @@ def enqueue(session: Session, settings: ServerSettings, body: schemas.JobCreate)
         checkpoint_id=ckpt.id,
         run_id=ckpt.run_id,
         step=ckpt.step,
-        task=body.spec.task,
+        task=body.spec.result_name,  # results are stored under the suite entry's name
         spec=body.spec.model_dump(mode="json"),
         spec_hash=spec_hash,
         priority=body.priority,
@@ -107,7 +112,9 @@ def enqueue(session: Session, settings: ServerSettings, body: schemas.JobCreate)
     return job, True
 
 
-def list_jobs(session: Session, status: str | None, run_ref: str | None, limit: int) -> list[EvalJob]:
+def list_jobs(
+    session: Session, status: str | None, run_ref: str | None, limit: int, offset: int = 0
+) -> list[EvalJob]:
     q = select(EvalJob)
     if status:
         if status not in JobStatus.__members__:
@@ -115,7 +122,7 @@ def list_jobs(session: Session, status: str | None, run_ref: str | None, limit: 
         q = q.where(EvalJob.status == status)
     if run_ref:
         q = q.where(EvalJob.run_id == get_run(session, run_ref).id)
-    return list(session.exec(q.order_by(col(EvalJob.id).desc()).limit(limit)))
+    return list(session.exec(q.order_by(col(EvalJob.id).desc()).offset(offset).limit(limit)))
 
 
 def cancel(session: Session, job_id: int) -> EvalJob:
@@ -133,6 +140,7 @@ def retry(session: Session, settings: ServerSettings, job_id: int) -> EvalJob:
     job = get_job(session, job_id)
     if job.status not in (JobStatus.dead, JobStatus.cancelled):
         raise Conflict(f"job {job_id} is {job.status}; only dead or cancelled jobs can be retried")
+    require_present(session, get_checkpoint(session, job.checkpoint_id))
     transition(session, job, JobStatus.queued, utcnow())
     job.max_attempts = job.attempt + settings.max_attempts
     return job

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from eval_service.api.crud import outbox
+from eval_service.api.crud import flips, outbox, scores
 from eval_service.api.crud.jobs import get_job, job_read, transition, transition_values
 from eval_service.api.crud.results import check_metrics, store_samples
 from eval_service.api.errors import Conflict
@@ -37,9 +37,12 @@ def _requeue_or_bury(session: Session, job: EvalJob, now: datetime, error: str, 
 def expire_leases(session: Session, now: datetime | None = None) -> int:
     """Re-queue leased jobs whose lease has passed; jobs out of attempts become dead."""
     now = now or utcnow()
+    # Postgres: rows another transaction is expiring right now are skipped, not expired twice.
     expired = list(
         session.exec(
-            select(EvalJob).where(EvalJob.status == JobStatus.leased, col(EvalJob.lease_expires_at) < now)
+            select(EvalJob)
+            .where(EvalJob.status == JobStatus.leased, col(EvalJob.lease_expires_at) < now)
+            .with_for_update(skip_locked=True)
         )
     )
     for job in expired:
@@ -48,7 +51,13 @@ def expire_leases(session: Session, now: datetime | None = None) -> int:
 
 
 def claim(session: Session, req: schemas.ClaimRequest) -> EvalJob | None:
-    """Lease the queued job with the highest priority, newest step first; None when none fits."""
+    """Lease the queued job with the highest priority, newest step first; None when none fits.
+
+    SQLite: the write transaction is BEGIN IMMEDIATE (core.db), so claims run one at a time and
+    the first queued job is free. Postgres: claims run concurrently under READ COMMITTED, so the
+    pick is `FOR UPDATE SKIP LOCKED`: a job another claimer is taking is passed over for the next
+    one, instead of both picking it and the loser getting nothing while jobs are queued. SQLite
+    renders no locking clause, so one query serves both."""
     now = utcnow()
     expire_leases(session, now)
     q = select(EvalJob.id).where(EvalJob.status == JobStatus.queued)
@@ -56,7 +65,11 @@ def claim(session: Session, req: schemas.ClaimRequest) -> EvalJob | None:
         q = q.where(EvalJob.run_id == req.run_id)
     if req.tasks:
         q = q.where(col(EvalJob.task).in_(req.tasks))
+    if req.prefer_checkpoint_id is not None:  # the worker's loaded checkpoint first: one swap per suite
+        q = q.order_by(col(EvalJob.checkpoint_id) != req.prefer_checkpoint_id)
     q = q.order_by(col(EvalJob.priority).desc(), col(EvalJob.step).desc(), col(EvalJob.id)).limit(1)
+    if session.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
     job_id = session.exec(q).first()
     if job_id is None:
         return None
@@ -118,11 +131,15 @@ def complete(session: Session, job_id: int, req: schemas.CompleteRequest) -> tup
         grader_version=spec.grader_version,
         metrics=req.metrics,
         info=req.info,
+        load_mode=req.load_mode,
+        load_reason=req.load_reason,
     )
     session.add(result)
     store_samples(session, job.id, req.samples)
+    flips.record_flips(session, result)  # adds flip_rate/learned/forgotten vs the previous checkpoint
+    scores.index_metrics(session, result)  # what `best` queries
     transition(session, job, JobStatus.done, utcnow())
-    outbox.queue_eval(session, session.get(Run, job.run_id), job.task, job.step, req.metrics)
+    outbox.queue_eval(session, session.get(Run, job.run_id), job.task, job.step, result.metrics)
     session.flush()
     return result, True
 

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from eval_service.api.models import Run, WandbOutbox, utcnow
+from eval_service.api.models import Checkpoint, Run, WandbOutbox, utcnow
+from shared.schemas import Algorithm
 
 
 def queue_train_metrics(session: Session, run_id: int, rows: list[tuple[int, str, float]]) -> None:
@@ -29,10 +30,13 @@ def queue_train_metrics(session: Session, run_id: int, rows: list[tuple[int, str
 
 
 def eval_payload(headline_task: str, task: str, step: int, metrics: dict[str, float]) -> dict[str, Any]:
-    """The W&B row of one eval result: the headline task's metrics are `eval/<name>`, other
-    tasks' `eval/<task>/<name>`."""
-    prefix = "eval/" if task == headline_task else f"eval/{task}/"
-    return {"train/global_step": step, **{prefix + k: v for k, v in metrics.items()}}
+    """The W&B row of one eval result: every task's (suite entry's) metrics are
+    `eval/<task>/<name>`; the headline task's are also the flat `eval/<name>`, so dashboards made
+    before suites keep working."""
+    row: dict[str, Any] = {"train/global_step": step, **{f"eval/{task}/{k}": v for k, v in metrics.items()}}
+    if task == headline_task:
+        row.update({f"eval/{k}": v for k, v in metrics.items()})
+    return row
 
 
 def queue_eval(session: Session, run: Run, task: str, step: int, metrics: dict[str, float]) -> None:
@@ -41,6 +45,13 @@ def queue_eval(session: Session, run: Run, task: str, step: int, metrics: dict[s
     if run.wandb_primary_task is None:
         run.wandb_primary_task = run.primary_task or task
     payload = eval_payload(run.wandb_primary_task, task, step, metrics)
+    # The training stage of the scored checkpoint (as train/stage: sft 0, grpo 1), so SFT and GRPO
+    # checkpoints on one step axis are told apart in W&B; none for a base model.
+    algorithm = session.exec(
+        select(Checkpoint.algorithm).where(Checkpoint.run_id == run.id, Checkpoint.step == step)
+    ).first()
+    if algorithm in {a.value for a in Algorithm}:  # a marker may name a stage this ledger predates
+        payload["eval/stage"] = float(Algorithm(algorithm).stage)
     session.add(WandbOutbox(run_id=run.id, payload=payload))
     session.add(run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from eval_service.api.crud import outbox
+from eval_service.api.crud import flips, outbox, scores
 from eval_service.api.crud.jobs import get_job
 from eval_service.api.errors import Invalid, NotFound
 from eval_service.api.models import EvalResult, Run, SampleRow
@@ -17,6 +17,8 @@ _SAMPLE_FIELDS = frozenset(schemas.Sample.model_fields)
 def check_metrics(metrics: dict[str, float]) -> None:
     for k in metrics:
         # Names are relative to `eval/`: 'accuracy', or grouped like 'fail/truncated'.
+        if k in flips.FLIP_METRICS:
+            raise Invalid(f"metrics.{k}", f"{k!r} is computed by the ledger from the samples; do not send it")
         if not k or k.startswith(("/", "eval/", "train/")) or k.endswith("/") or "//" in k:
             raise Invalid(
                 f"metrics.{k}",
@@ -24,11 +26,17 @@ def check_metrics(metrics: dict[str, float]) -> None:
             )
 
 
+def _storable(value: object) -> object:
+    # PostgreSQL text cannot hold NUL, which an untrained model does generate: store U+FFFD (the
+    # replacement character) instead, on every backend alike.
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
 def store_samples(session: Session, job_id: int, samples: list[schemas.Sample]) -> None:
     if samples:
         session.execute(
             SampleRow.__table__.insert(),  # type: ignore[attr-defined]
-            [{"job_id": job_id, **x.model_dump()} for x in samples],
+            [{"job_id": job_id, **{k: _storable(v) for k, v in x.model_dump().items()}} for x in samples],
         )
 
 
@@ -73,9 +81,14 @@ def regrade(
     """Replace a result's metrics and samples with a new grading of the same responses."""
     result = get_result(session, job_id)
     check_metrics(metrics)
+    # Keep which grader the replaced metrics came from: the result's info lists every regrade.
+    history = [*result.info.get("regrades", []), {"from": result.grader_version, "to": grader_version}]
+    result.info = {**result.info, "regrades": history}  # a new dict: JSON columns track assignment
     result.grader_version, result.metrics = grader_version, metrics
     session.add(result)
     session.execute(SampleRow.__table__.delete().where(SampleRow.__table__.c.job_id == job_id))  # type: ignore[attr-defined]
     store_samples(session, job_id, samples)
-    outbox.queue_eval(session, session.get(Run, result.run_id), result.task, result.step, metrics)
+    flips.record_flips(session, result)
+    scores.index_metrics(session, result)  # what `best` queries
+    outbox.queue_eval(session, session.get(Run, result.run_id), result.task, result.step, result.metrics)
     return result

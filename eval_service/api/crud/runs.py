@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import uuid
 from pathlib import Path
@@ -13,10 +12,11 @@ from sqlmodel import Session, SQLModel, select
 
 from eval_service.api.core.config import ServerSettings
 from eval_service.api.crud import outbox
-from eval_service.api.errors import Invalid, NotFound
+from eval_service.api.errors import Conflict, Invalid, NotFound
 from eval_service.api.models import Checkpoint, Run, TrainMetric
 from shared import schemas
 from shared.checkpoint import CheckpointError, checkpoint_step, detect_kind, read_marker
+from shared.fields import INT64_MAX
 
 # --- runs ---------------------------------------------------------------------------------------
 
@@ -25,7 +25,8 @@ def get_run(session: Session, ref: str | int, *, field: str | None = None) -> Ru
     """A run by id or by name; `field` names the request field to blame (422) instead of a 404."""
     run = None
     text = str(ref)
-    if text.isdigit():
+    # ASCII digits within int64 only: "²".isdigit() is true, and a larger number overflows SQL
+    if text.isascii() and text.isdigit() and int(text) <= INT64_MAX:
         run = session.get(Run, int(text))
     if run is None:
         run = session.exec(select(Run).where(Run.name == text)).first()
@@ -56,8 +57,8 @@ def create_run(session: Session, body: schemas.RunCreate) -> Run:
     return run
 
 
-def list_runs(session: Session) -> list[Run]:
-    return list(session.exec(select(Run).order_by(Run.id)))
+def list_runs(session: Session, offset: int = 0, limit: int = 1000) -> list[Run]:
+    return list(session.exec(select(Run).order_by(Run.id).offset(offset).limit(limit)))
 
 
 # --- train metrics ------------------------------------------------------------------------------
@@ -81,9 +82,6 @@ def ingest_train_metrics(session: Session, batch: schemas.TrainMetricsBatch) -> 
     run = session.get(Run, batch.run_id)
     if run is None:
         raise Invalid("run_id", f"no run with id {batch.run_id}")
-    for i, r in enumerate(batch.rows):
-        if not math.isfinite(r.value):
-            raise Invalid(f"rows.{i}.value", "must be a finite number")
     rows = [{"run_id": run.id, "step": r.step, "key": r.key, "value": r.value} for r in batch.rows]
     inserted = insert_ignore(session, TrainMetric, rows, ["run_id", "step", "key"], ["step", "key", "value"])
     outbox.queue_train_metrics(session, run.id, [(step, key, value) for step, key, value in inserted])
@@ -122,21 +120,51 @@ def _checkpoint_at(session: Session, run_id: int, step: int) -> Checkpoint | Non
     ).first()
 
 
+def same_checkpoint(
+    session: Session, existing: Checkpoint, path: str, fingerprint: str | None, algorithm: str | None = None
+) -> Checkpoint:
+    """The one rule for registering a (run, step) that is already registered: the same directory
+    with the same weights is the same checkpoint (returned; its fingerprint filled in if it was
+    unknown). Anything else -- another directory, or the same one re-written with other weights
+    -- is a 409 naming the difference: a step's results belong to the weights that were
+    evaluated, so re-written weights must be registered under a new run, never silently
+    deduplicated against the old results (docs/reliability.md)."""
+    diffs = []
+    if existing.path != path:
+        diffs.append(f"path {existing.path!r} != {path!r}")
+    if existing.fingerprint and fingerprint and existing.fingerprint != fingerprint:
+        diffs.append(f"fingerprint {existing.fingerprint} != {fingerprint} (the weights were re-written)")
+    if diffs:
+        raise Conflict(
+            f"run {existing.run_id} already has a different checkpoint at step {existing.step}: "
+            + "; ".join(diffs)
+        )
+    if existing.fingerprint is None and fingerprint:
+        existing.fingerprint = fingerprint
+        session.add(existing)
+    if existing.algorithm is None and algorithm:  # registered first by a caller that did not know it
+        existing.algorithm = algorithm
+        session.add(existing)
+    return existing
+
+
 def register_checkpoint(
     session: Session, settings: ServerSettings, body: schemas.CheckpointCreate
 ) -> Checkpoint:
-    """Idempotent on (run, step): the existing row is returned (its fingerprint filled if unset)."""
+    """Idempotent on (run, step) for the same weights; a different checkpoint there is a 409."""
     if session.get(Run, body.run_id) is None:
         raise Invalid("run_id", f"no run with id {body.run_id}")
     real = resolve_checkpoint_path(settings, body.path)
     existing = _checkpoint_at(session, body.run_id, body.step)
     if existing is not None:
-        if existing.fingerprint is None and body.fingerprint:
-            existing.fingerprint = body.fingerprint
-            session.add(existing)
-        return existing
+        return same_checkpoint(session, existing, real, body.fingerprint, body.algorithm)
     ckpt = Checkpoint(
-        run_id=body.run_id, step=body.step, path=real, kind=body.kind, fingerprint=body.fingerprint
+        run_id=body.run_id,
+        step=body.step,
+        path=real,
+        kind=body.kind,
+        fingerprint=body.fingerprint,
+        algorithm=body.algorithm,
     )
     session.add(ckpt)
     session.flush()
@@ -191,13 +219,13 @@ def _checkpoint_from_path(session: Session, settings: ServerSettings, body: sche
         except ValueError as e:
             raise Invalid("run", f"{run_ref!r} is not a valid run name") from e
     kind = body.kind or (marker.kind if marker else detect_kind(Path(real)))
+    fingerprint = marker.fingerprint() if marker else None
+    algorithm = marker.algorithm if marker else None
     existing = _checkpoint_at(session, run.id, step)
     if existing is not None:
-        if existing.path != real:
-            raise Invalid("path", f"run {run.name!r} already has step {step} at {existing.path!r}")
-        return existing
+        return same_checkpoint(session, existing, real, fingerprint, algorithm)
     ckpt = Checkpoint(
-        run_id=run.id, step=step, path=real, kind=kind, fingerprint=marker.fingerprint() if marker else None
+        run_id=run.id, step=step, path=real, kind=kind, fingerprint=fingerprint, algorithm=algorithm
     )
     session.add(ckpt)
     session.flush()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import math
 from typing import Literal, NamedTuple
 
+from sqlalchemy import Select, delete, func
 from sqlmodel import Session, col, select
 
 from eval_service.api.crud.runs import get_run
 from eval_service.api.errors import Invalid, NotFound
-from eval_service.api.models import Checkpoint, EvalResult, Run
+from eval_service.api.models import Checkpoint, EvalMetric, EvalResult, Run
 from shared import schemas
 
 
@@ -20,6 +21,10 @@ class _Latest(NamedTuple):
     path: str
     kind: str
     metrics: dict[str, float]  # bare names, as stored
+    load_mode: str | None
+    grader_version: str
+    checkpoint_state: str  # deleted by retention: results stay, files are gone
+    algorithm: str | None  # the training stage that wrote the checkpoint
 
 
 def resolve_task(session: Session, run: Run, task: str | None) -> str | None:
@@ -36,22 +41,49 @@ def resolve_task(session: Session, run: Run, task: str | None) -> str | None:
     raise Invalid("task", f"run {run.name!r} has results for several tasks {tasks}: give one", "query")
 
 
-def _latest_results(
-    session: Session, run_id: int, task: str, ckpt_ids: list[int] | None = None
-) -> list[_Latest]:
-    """The newest result per checkpoint, by step."""
-    q = (
+def _latest_ids(run_id: int, task: str) -> Select:
+    """Ids of the newest result per checkpoint (served by the ix_results_scores index)."""
+    return (
+        select(func.max(EvalResult.id))
+        .where(EvalResult.run_id == run_id, EvalResult.task == task)
+        .group_by(col(EvalResult.checkpoint_id))
+    )
+
+
+def _latest_query(run_id: int, task: str) -> Select:
+    return (
         select(
-            EvalResult.checkpoint_id, Checkpoint.step, Checkpoint.path, Checkpoint.kind, EvalResult.metrics
+            EvalResult.checkpoint_id,
+            Checkpoint.step,
+            Checkpoint.path,
+            Checkpoint.kind,
+            EvalResult.metrics,
+            EvalResult.load_mode,
+            EvalResult.grader_version,
+            Checkpoint.state,
+            Checkpoint.algorithm,
         )
         .join(Checkpoint, col(Checkpoint.id) == EvalResult.checkpoint_id)
-        .where(EvalResult.run_id == run_id, EvalResult.task == task)
-        .order_by(col(EvalResult.id))
+        .where(col(EvalResult.id).in_(_latest_ids(run_id, task)))
+        .order_by(col(Checkpoint.step), col(EvalResult.checkpoint_id))
     )
+
+
+def _latest_results(
+    session: Session,
+    run_id: int,
+    task: str,
+    ckpt_ids: list[int] | None = None,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[_Latest]:
+    """The newest result per checkpoint, by step; only the asked page is read and decoded."""
+    q = _latest_query(run_id, task)
     if ckpt_ids is not None:
         q = q.where(col(EvalResult.checkpoint_id).in_(ckpt_ids))
-    latest = {row[0]: _Latest(*row) for row in session.exec(q)}
-    return sorted(latest.values(), key=lambda r: (r.step, r.checkpoint_id))
+    q = q.offset(offset).limit(limit)
+    return [_Latest(*row) for row in session.exec(q)]
 
 
 def _score_row(latest: _Latest) -> schemas.ScoreRow:
@@ -61,6 +93,10 @@ def _score_row(latest: _Latest) -> schemas.ScoreRow:
         path=latest.path,
         kind=latest.kind,
         metrics={f"eval/{k}": v for k, v in latest.metrics.items()},
+        load_mode=latest.load_mode,
+        grader_version=latest.grader_version,
+        checkpoint_state=latest.checkpoint_state,
+        algorithm=latest.algorithm,
     )
 
 
@@ -70,33 +106,96 @@ def _score_rows(
     return [_score_row(r) for r in _latest_results(session, run_id, task, ckpt_ids)]
 
 
-def scores(session: Session, run_ref: str, task: str | None) -> list[schemas.ScoreRow]:
+def scores(
+    session: Session, run_ref: str, task: str | None, *, offset: int = 0, limit: int | None = None
+) -> tuple[list[schemas.ScoreRow], int]:
+    """One page of a run's checkpoints with their scores, in step order, and how many there are."""
     run = get_run(session, run_ref)
     resolved = resolve_task(session, run, task)
-    return [] if resolved is None else _score_rows(session, run.id, resolved)
+    if resolved is None:
+        return [], 0
+    total = session.exec(select(func.count()).select_from(_latest_ids(run.id, resolved).subquery())).one()
+    rows = _latest_results(session, run.id, resolved, offset=offset, limit=limit)
+    return [_score_row(r) for r in rows], total
+
+
+def _metric_value(value: object) -> float | None:
+    """What eval_metrics stores: a finite number, else NULL (NaN, inf and non-numbers never win)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def index_metrics(session: Session, result: EvalResult) -> None:
+    """Bring eval_metrics up to date with `result` (just stored or regraded) and with any other
+    result changed in this transaction (the neighbour whose flip metrics it moved)."""
+    changed = {id(o): o for o in (result, *session.new, *session.dirty) if isinstance(o, EvalResult)}
+    session.flush()  # ids, and the newest-result check sees them
+    for r in changed.values():
+        _index_result(session, r)
+
+
+def _index_result(session: Session, result: EvalResult) -> None:
+    """eval_metrics holds `result`'s metrics if it is its checkpoint's newest for its task."""
+    newest = session.exec(
+        select(func.max(EvalResult.id)).where(
+            EvalResult.checkpoint_id == result.checkpoint_id, EvalResult.task == result.task
+        )
+    ).one()
+    if newest != result.id:
+        return  # an older result regraded: the scores show a newer one
+    table = EvalMetric.__table__  # type: ignore[attr-defined]
+    session.execute(
+        delete(table).where(table.c.checkpoint_id == result.checkpoint_id, table.c.task == result.task)
+    )
+    rows = [
+        {
+            "result_id": result.id,
+            "checkpoint_id": result.checkpoint_id,
+            "run_id": result.run_id,
+            "task": result.task,
+            "step": result.step,
+            "key": k,
+            "value": _metric_value(v),
+        }
+        for k, v in result.metrics.items()
+    ]
+    if rows:
+        session.execute(table.insert(), rows)
 
 
 def best(
     session: Session, run_ref: str, metric: str, mode: Literal["max", "min"], task: str | None
 ) -> schemas.BestResult:
+    """The checkpoint with the best value of `metric`; ties go to the earliest. Two index lookups
+    in eval_metrics (the best value, then its earliest step) whatever the size of the run."""
     run = get_run(session, run_ref)
     resolved = resolve_task(session, run, task)
     if resolved is None:
         raise NotFound(f"run {run.name!r} has no eval results yet")
     key = metric if metric.startswith("eval/") else f"eval/{metric}"
     name = key.removeprefix("eval/")
-    results = _latest_results(session, run.id, resolved)
-    rows = [r for r in results if name in r.metrics and not math.isnan(r.metrics[name])]
-    if not rows:
-        known = sorted({f"eval/{k}" for r in results for k in r.metrics})
+    m = EvalMetric
+    where = (m.run_id == run.id, m.task == resolved, m.key == name, col(m.value).is_not(None))
+    value_order = col(m.value).desc() if mode == "max" else col(m.value).asc()
+    top = session.exec(select(m.value).where(*where).order_by(value_order).limit(1)).first()
+    if top is None:
+        known = session.exec(
+            select(m.key).where(m.run_id == run.id, m.task == resolved, col(m.value).is_not(None)).distinct()
+        )
         raise Invalid(
             "metric",
-            f"unknown metric {key!r} for run {run.name!r} task {resolved!r}; known: {known}",
+            f"unknown metric {key!r} for run {run.name!r} task {resolved!r}; "
+            f"known: {sorted(f'eval/{k}' for k in known)}",
             "query",
         )
-    sign = 1 if mode == "max" else -1
-    # ties go to the earliest checkpoint
-    row = max(rows, key=lambda r: (sign * r.metrics[name], -r.step))
+    ckpt_id = session.exec(
+        select(m.checkpoint_id)
+        .where(*where, m.value == top)
+        .order_by(col(m.step), col(m.checkpoint_id))
+        .limit(1)
+    ).one()
+    (row,) = _latest_results(session, run.id, resolved, [ckpt_id])
     return schemas.BestResult(metric=key, mode=mode, row=_score_row(row))
 
 

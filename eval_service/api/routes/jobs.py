@@ -8,12 +8,18 @@ from eval_service.api.core.config import ServerSettings
 from eval_service.api.core.db import Database
 from eval_service.api.crud import jobs, results
 from eval_service.api.deps import get_db, get_settings, require_admin, require_reader, require_writer
+from eval_service.api.responses import JobId, errors
 from shared import schemas
 
-router = APIRouter(prefix="/v1", tags=["jobs"])
+router = APIRouter(prefix="/v1", tags=["jobs"], responses=errors(401, 404, 422))
 
 
-@router.post("/jobs", response_model=schemas.EnqueueResult, dependencies=[Depends(require_writer)])
+@router.post(
+    "/jobs",
+    response_model=schemas.EnqueueResult,
+    dependencies=[Depends(require_writer)],
+    responses=errors(413),
+)
 def enqueue(
     body: schemas.JobCreate, db: Database = Depends(get_db), settings: ServerSettings = Depends(get_settings)
 ) -> schemas.EnqueueResult:
@@ -27,45 +33,56 @@ def list_jobs(
     status: str | None = None,
     run: str | None = None,
     limit: int = Query(500, ge=1, le=10_000),
+    offset: int = Query(0, ge=0, le=2**63 - 1),
     db: Database = Depends(get_db),
 ) -> list[schemas.JobRead]:
     with db.read() as session:
-        return [jobs.job_read(session, j) for j in jobs.list_jobs(session, status, run, limit)]
+        return [jobs.job_read(session, j) for j in jobs.list_jobs(session, status, run, limit, offset)]
 
 
-@router.get("/jobs/{job_id}", response_model=schemas.JobRead, dependencies=[Depends(require_reader)])
-def get_job(job_id: int, db: Database = Depends(get_db)) -> schemas.JobRead:
+@router.get("/jobs/{job_id:int}", response_model=schemas.JobRead, dependencies=[Depends(require_reader)])
+def get_job(job_id: JobId, db: Database = Depends(get_db)) -> schemas.JobRead:
     with db.read() as session:
         return jobs.job_read(session, jobs.get_job(session, job_id))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=schemas.JobRead, dependencies=[Depends(require_writer)])
-def cancel(job_id: int, db: Database = Depends(get_db)) -> schemas.JobRead:
+@router.post(
+    "/jobs/{job_id:int}/cancel",
+    response_model=schemas.JobRead,
+    dependencies=[Depends(require_writer)],
+    responses=errors(409),
+)
+def cancel(job_id: JobId, db: Database = Depends(get_db)) -> schemas.JobRead:
     with db.write() as session:
         return jobs.job_read(session, jobs.cancel(session, job_id))
 
 
-@router.post("/jobs/{job_id}/retry", response_model=schemas.JobRead, dependencies=[Depends(require_admin)])
+@router.post(
+    "/jobs/{job_id:int}/retry",
+    response_model=schemas.JobRead,
+    dependencies=[Depends(require_admin)],
+    responses=errors(403, 409),
+)
 def retry(
-    job_id: int, db: Database = Depends(get_db), settings: ServerSettings = Depends(get_settings)
+    job_id: JobId, db: Database = Depends(get_db), settings: ServerSettings = Depends(get_settings)
 ) -> schemas.JobRead:
     with db.write() as session:
         return jobs.job_read(session, jobs.retry(session, settings, job_id))
 
 
 @router.get(
-    "/jobs/{job_id}/result", response_model=schemas.ResultRead, dependencies=[Depends(require_reader)]
+    "/jobs/{job_id:int}/result", response_model=schemas.ResultRead, dependencies=[Depends(require_reader)]
 )
-def result(job_id: int, db: Database = Depends(get_db)) -> schemas.ResultRead:
+def result(job_id: JobId, db: Database = Depends(get_db)) -> schemas.ResultRead:
     with db.read() as session:
         return schemas.ResultRead.model_validate(results.get_result(session, job_id), from_attributes=True)
 
 
 @router.get(
-    "/jobs/{job_id}/samples", response_model=schemas.SamplePage, dependencies=[Depends(require_reader)]
+    "/jobs/{job_id:int}/samples", response_model=schemas.SamplePage, dependencies=[Depends(require_reader)]
 )
 def samples(
-    job_id: int,
+    job_id: JobId,
     correct: bool | None = None,
     category: str | None = None,
     offset: int = Query(0, ge=0),
@@ -77,10 +94,13 @@ def samples(
 
 
 @router.post(
-    "/jobs/{job_id}/regrade", response_model=schemas.ResultRead, dependencies=[Depends(require_admin)]
+    "/jobs/{job_id:int}/regrade",
+    response_model=schemas.ResultRead,
+    dependencies=[Depends(require_admin)],
+    responses=errors(403, 413),
 )
 def regrade(
-    job_id: int, body: schemas.RegradeRequest, request: Request, db: Database = Depends(get_db)
+    job_id: JobId, body: schemas.RegradeRequest, request: Request, db: Database = Depends(get_db)
 ) -> schemas.ResultRead:
     with db.write() as session:
         result = results.regrade(session, job_id, body.grader_version, body.metrics, body.samples)

@@ -7,9 +7,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from eval_service.api.core.db import Database
 from eval_service.api.crud import jobs, leases
 from eval_service.api.deps import get_db, require_writer
+from eval_service.api.responses import JobId, errors
 from shared import schemas
 
-router = APIRouter(prefix="/v1/jobs", tags=["workers"], dependencies=[Depends(require_writer)])
+router = APIRouter(
+    prefix="/v1/jobs",
+    tags=["workers"],
+    dependencies=[Depends(require_writer)],
+    responses=errors(401, 404, 409, 413, 422),
+)
 
 
 @router.post("/claim", response_model=schemas.Lease, responses={204: {"description": "nothing to do"}})
@@ -25,15 +31,15 @@ def claim(
     return lease
 
 
-@router.post("/{job_id}/heartbeat", response_model=schemas.Lease)
-def heartbeat(job_id: int, body: schemas.HeartbeatRequest, db: Database = Depends(get_db)) -> schemas.Lease:
+@router.post("/{job_id:int}/heartbeat", response_model=schemas.Lease)
+def heartbeat(job_id: JobId, body: schemas.HeartbeatRequest, db: Database = Depends(get_db)) -> schemas.Lease:
     with db.write() as session:
         return leases.lease_read(session, leases.heartbeat(session, job_id, body))
 
 
-@router.post("/{job_id}/complete", response_model=schemas.ResultRead)
+@router.post("/{job_id:int}/complete", response_model=schemas.ResultRead)
 def complete(
-    job_id: int, body: schemas.CompleteRequest, request: Request, db: Database = Depends(get_db)
+    job_id: JobId, body: schemas.CompleteRequest, request: Request, db: Database = Depends(get_db)
 ) -> schemas.ResultRead:
     with db.write() as session:
         result, stored = leases.complete(session, job_id, body)
@@ -42,17 +48,19 @@ def complete(
         latency = (job.finished_at - job.created_at).total_seconds() if stored and job.finished_at else None
     if latency is not None:
         request.app.state.metrics.job_latency.observe(latency)
+        if body.load_mode is not None:
+            request.app.state.metrics.checkpoint_loads.labels(mode=body.load_mode).inc()
         request.app.state.sink.notify()
     return out
 
 
-@router.post("/{job_id}/fail", response_model=schemas.JobRead)
-def fail(job_id: int, body: schemas.FailRequest, db: Database = Depends(get_db)) -> schemas.JobRead:
+@router.post("/{job_id:int}/fail", response_model=schemas.JobRead)
+def fail(job_id: JobId, body: schemas.FailRequest, db: Database = Depends(get_db)) -> schemas.JobRead:
     with db.write() as session:
         return jobs.job_read(session, leases.fail(session, job_id, body))
 
 
-@router.post("/{job_id}/release", response_model=schemas.JobRead)
-def release(job_id: int, body: schemas.ReleaseRequest, db: Database = Depends(get_db)) -> schemas.JobRead:
+@router.post("/{job_id:int}/release", response_model=schemas.JobRead)
+def release(job_id: JobId, body: schemas.ReleaseRequest, db: Database = Depends(get_db)) -> schemas.JobRead:
     with db.write() as session:
         return jobs.job_read(session, leases.release(session, job_id, body))

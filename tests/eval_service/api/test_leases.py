@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -76,10 +75,9 @@ def test_sigkilled_worker_job_is_released_after_expiry_and_stored_once(ledger_fa
     lease = c.claim("rescuer")
     assert (lease.job.id, lease.attempt) == (job_id, 2)
     c.complete(job_id, CompleteRequest(worker_id="rescuer", attempt=2, metrics={"accuracy": 0.5}))
-    db = sqlite3.connect(ledger.db_path)
-    assert db.execute(
-        "select count(*), max(attempt) from eval_results where job_id=?", (job_id,)
-    ).fetchone() == (1, 2)
+    assert ledger.sql("select count(*), max(attempt) from eval_results where job_id = :j", {"j": job_id}) == [
+        (1, 2)
+    ]
 
 
 def test_stopped_worker_resumed_after_its_lease_passed_gets_409(ledger_factory):
@@ -187,13 +185,13 @@ def test_server_sigkill_during_retried_metric_stream_loses_and_duplicates_nothin
         t.join(timeout=60)
     assert errors == []
     ledger.stop()
-    db = sqlite3.connect(ledger.db_path)
-    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    counts = dict(db.execute("select step, count(*) from train_metrics group by step").fetchall())
+    if ledger.backend == "sqlite":
+        assert ledger.sql("PRAGMA integrity_check") == [("ok",)]
+    counts = dict(ledger.sql("select step, count(*) from train_metrics group by step"))
     for b in acked:
         assert counts.get(b) == 20, f"batch {b}: {counts.get(b)} rows"
-    assert db.execute(
-        "select count(*) from (select 1 from train_metrics group by run_id, step, key having count(*) > 1)"
-    ).fetchone() == (0,)
-    values = db.execute("select value from train_metrics where step=3 and key='train/k5'").fetchall()
+    assert ledger.sql(
+        "select count(*) from (select 1 from train_metrics group by run_id, step, key having count(*) > 1) d"
+    ) == [(0,)]
+    values = ledger.sql("select value from train_metrics where step=3 and key='train/k5'")
     assert values == [(3.5,)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import httpx
 import pytest
 
@@ -66,7 +64,9 @@ def test_enqueue_claim_heartbeat_complete_then_scores_best_compare(ledger):
 
     rows = c.scores("run-a")
     assert [r.step for r in rows] == [10, 20]
-    assert rows[1].metrics == {"eval/accuracy": 0.75, "eval/format_accuracy": 1.0}
+    # the ledger adds the flips since the previous checkpoint (the same samples here: none)
+    flips = {"eval/flip_rate": 0.0, "eval/learned": 0.0, "eval/forgotten": 0.0}
+    assert rows[1].metrics == {"eval/accuracy": 0.75, "eval/format_accuracy": 1.0, **flips}
     best = c.best("run-a", "eval/accuracy")
     assert best.row.step == 20
     assert c.best("run-a", "eval/accuracy", mode="min").row.step == 10
@@ -216,6 +216,5 @@ def test_train_metrics_checkpoints_and_task_resolution(ledger):
     assert res.grader_version == "2" and res.metrics == {"accuracy": 0.5}
     assert c.samples(job.id).total == 1
 
-    db = sqlite3.connect(ledger.db_path)
-    assert db.execute("select count(*) from eval_results").fetchone()[0] == 4
-    assert db.execute("select count(*) from train_metrics").fetchone()[0] == 6
+    assert ledger.sql("select count(*) from eval_results") == [(4,)]
+    assert ledger.sql("select count(*) from train_metrics") == [(6,)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 
 import httpx
 import pytest
@@ -14,9 +13,8 @@ from shared.schemas import EvalSpec
 
 
 def _counts(ledger) -> tuple:
-    db = sqlite3.connect(ledger.db_path)
     tables = ("runs", "checkpoints", "eval_jobs", "eval_results", "samples", "train_metrics", "wandb_outbox")
-    return tuple(db.execute(f"select count(*) from {t}").fetchone()[0] for t in tables)
+    return tuple(ledger.sql(f"select count(*) from {t}")[0][0] for t in tables)
 
 
 def test_tokens_scopes_and_read_auth(ledger_factory):

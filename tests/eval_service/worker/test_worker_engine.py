@@ -19,7 +19,7 @@ import pytest
 from eval_service.worker.config import WorkerSettings
 from eval_service.worker.engine import Target
 from eval_service.worker.hf_backend import HFBackend
-from shared.schemas import JobStatus, SamplingSpec
+from shared.schemas import JobStatus, LoadMode, SamplingSpec
 from tests.eval_service.worker.conftest import (
     WorkerProc,
     make_full,
@@ -112,10 +112,28 @@ def test_one_engine_scores_swaps_loras_and_survives_bad_checkpoints(ledger, loca
     assert info[0]["engine_event"] == "initial"
     for step in (100, 200):
         assert info[step]["engine_event"] == "swap" and info[step]["swap_verified"] is True
-    # the first adapter swaps the base back in under it; the second needs no weight reload at all
-    assert sorted(info[s]["engine_event"] for s in (300, 350)) == ["lora", "swap"]
-    assert all(info[s]["lora"] for s in (300, 350) if info[s]["engine_event"] == "swap")
+    # the run started full-weight, so LoRA was off: the first adapter rebuilds the engine over the
+    # base with LoRA on (and says so); the second needs no weight reload at all
+    assert sorted(info[s]["engine_event"] for s in (300, 350)) == ["lora", "rebuild"]
+    first = next(s for s in (300, 350) if info[s]["engine_event"] == "rebuild")
+    assert info[first]["lora"] and "LoRA" in info[first]["load_reason"]
     assert info[600]["engine_event"] == "swap" and info[600]["swap_verified"] is True
+    assert info[600]["canary_ok"] is True
+    # every result records its load mode (and a rebuild its reason); `duet scores` rows carry it
+    results = {s: c.result(j.id) for s, j in jobs.items() if j.status == JobStatus.done}
+    assert {s: r.load_mode for s, r in results.items()} == {
+        s: LoadMode(i["load_mode"]) for s, i in info.items()
+    }
+    assert results[0].load_mode == LoadMode.initial and results[200].load_mode == LoadMode.swap
+    assert "LoRA" in results[first].load_reason
+    assert {r.step: r.load_mode for r in c.scores(RUN)}[200] == LoadMode.swap
+    # Prometheus counts loads by mode, so a run that keeps rebuilding shows on a dashboard
+    import httpx
+
+    scraped = httpx.get(f"{ledger.url}/metrics").text
+    for mode in (LoadMode.swap, LoadMode.rebuild):
+        n = sum(r.load_mode == mode for r in results.values())
+        assert f'duet_checkpoint_loads_total{{mode="{mode}"}} {float(n)}' in scraped
     assert info[600]["recovered_before"]["engine_event"] == "rebuild"  # after the crash at 500
     for i in info.values():
         assert i["gen_tokens"] > 0 and i["tokens_per_s"] > 0 and "grade_s" in i and i["worker_id"] == "w1"

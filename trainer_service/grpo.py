@@ -1,0 +1,426 @@
+"""The GRPO recipe: config -> start checkpoint -> task prompts + gold answers -> TRL GRPOTrainer
+with duet's grader as the reward, publishing checkpoints exactly as SFT does (DuetCallback).
+
+A GRPO stage starts from any checkpoint (`init_from: PATH`, or `init_from_best: RUN` asks the
+ledger for the run's best checkpoint by eval/accuracy) and either continues the parent's run on
+its step axis (`continue_run: true`: step k of this stage is published and logged as
+`stage_offset + k`, `stage_offset` being the parent's last step) or starts a new run that names
+its parent in the run config (`continue_run: false`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.checkpoint import CheckpointError, published_checkpoints, read_marker, verify_marker
+from trainer_service.config import Algorithm, ConfigError, TrainConfig
+
+log = logging.getLogger("duet.trainer")
+
+# Where a GRPO stage records its offset, so that --resume continues the same step axis.
+STAGE_FILE = ".duet/stage.json"
+BEST_METRIC = "eval/accuracy"
+_RESERVED_GRPO_ARGS = {
+    "report_to",
+    "save_total_limit",
+    "save_strategy",
+    "output_dir",
+    "run_name",
+    "reward_weights",  # from `rewards:`
+}
+
+
+# --- checks (no torch, no model) -----------------------------------------------------------------
+
+
+def check_grpo_fields(cfg: TrainConfig) -> None:
+    """Consistency of the GRPO keys; called by TrainConfig's validator (ValueError names the key)."""
+    if not cfg.rewards:
+        raise ValueError("rewards: give at least one reward, e.g. [{name: strict, weight: 1.0}]")
+    names = [r.name.value for r in cfg.rewards]
+    if dup := sorted({n for n in names if names.count(n) > 1}):
+        raise ValueError(f"rewards: {', '.join(dup)} listed more than once")
+    if sum(r.weight for r in cfg.rewards) <= 0:
+        raise ValueError("rewards: every weight is 0; at least one must be > 0")
+    batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    if batch % cfg.num_generations:
+        raise ValueError(
+            f"num_generations: {cfg.num_generations} must divide per_device_train_batch_size x "
+            f"gradient_accumulation_steps (= {batch}): every step trains whole groups of completions"
+        )
+    if cfg.init_from is not None and cfg.init_from_best is not None:
+        raise ValueError("init_from and init_from_best: give one, not both")
+    if not cfg.use_vllm and (stray := {"vllm_mode", "vllm_gpu_memory_utilization"} & cfg.model_fields_set):
+        raise ValueError(f"{', '.join(sorted(stray))}: only used with use_vllm: true")
+
+
+def check_grpo_args(cfg: TrainConfig) -> None:
+    from trl import GRPOConfig
+
+    known = {f.name for f in dataclasses.fields(GRPOConfig)}
+    bad = []
+    for k in cfg.grpo_args:
+        if k in _RESERVED_GRPO_ARGS:
+            bad.append(f"grpo_args.{k}: set by duet (checkpoint publishing / ledger reporting / rewards)")
+        elif k in TrainConfig.model_fields:
+            bad.append(f"grpo_args.{k}: is a top-level key; set it there")
+        elif k not in known:
+            close = difflib.get_close_matches(k, sorted(known), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            bad.append(f"grpo_args.{k}: not a TRL GRPOConfig field{hint}")
+    if bad:
+        raise ConfigError("invalid config: " + "; ".join(bad))
+
+
+def check_grpo_hardware(cfg: TrainConfig) -> None:
+    """vLLM rollouts need CUDA (TRL's colocate/server modes); fail before any model loads."""
+    import importlib.util
+
+    import torch
+
+    if cfg.use_vllm:
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "use_vllm: vLLM rollouts need a CUDA GPU and none is available here; set use_vllm: false "
+                "(rollouts then use transformers generate)"
+            )
+        if importlib.util.find_spec("vllm") is None:
+            raise ConfigError("use_vllm: needs the `vllm` package (pip install '.[gpu]')")
+
+
+# --- where the stage starts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    init: str  # model dir (or hub id) the policy is loaded from
+    run_name: str
+    parent_run: str | None  # the run the init checkpoint belongs to (None: a base model)
+    parent_step: int | None
+    stage_offset: int  # 0 for a new run; the parent's last step when continuing it
+
+
+def _client(cfg: TrainConfig) -> Any:
+    from shared.client import LedgerClient
+
+    return LedgerClient(settings=cfg.client_settings(), retry_for_s=5.0)
+
+
+def _best_checkpoint(cfg: TrainConfig) -> str:
+    from shared.client import DuetClientError, error_detail
+
+    run = cfg.init_from_best
+    with _client(cfg) as client:
+        try:
+            best = client.best(run, metric=BEST_METRIC, mode="max", task=cfg.task)
+        except DuetClientError as e:
+            detail = error_detail(e) if hasattr(e, "status") else str(e)
+            raise ConfigError(
+                f"init_from_best: no best checkpoint of run {run!r} by {BEST_METRIC}: {detail}"
+            ) from e
+    log.info("init_from_best %s: step %d (%s %.4g) %s", run, best.row.step, BEST_METRIC,
+             best.row.metrics.get(BEST_METRIC, float("nan")), best.row.path)  # fmt: skip
+    return best.row.path
+
+
+def parent_last_step(cfg: TrainConfig, run: str, run_dir: Path) -> int:
+    """The last step the parent run has anything at: its published checkpoints next to the init
+    checkpoint and, when the ledger answers, its registered checkpoints and train metrics."""
+    from shared.client import DuetClientError
+
+    steps = [0]
+    for _step, path in published_checkpoints(run_dir):
+        marker = read_marker(path)
+        if marker is not None and marker.run == run:
+            steps.append(marker.step)
+    if cfg.report:
+        try:
+            with _client(cfg) as client:
+                steps += [c.step for c in client.list_checkpoints(run)]
+                steps += [r.step for r in client.train_metrics(run)]
+        except DuetClientError as e:
+            log.warning(
+                "ledger not answering (%s): the stage offset of run %s comes from %s alone", e, run, run_dir
+            )
+    return max(steps)
+
+
+def resolve_start(cfg: TrainConfig) -> Start:
+    if cfg.init_from is None and cfg.init_from_best is None:
+        return Start(cfg.model, cfg.resolved_run_name, None, None, 0)
+    key = "init_from" if cfg.init_from is not None else "init_from_best"
+    path = Path(cfg.init_from if cfg.init_from is not None else _best_checkpoint(cfg)).expanduser().resolve()
+    if not (path / "config.json").is_file():
+        what = (
+            "a LoRA adapter (merge it into its base first)"
+            if (path / "adapter_config.json").is_file()
+            else ("no config.json")
+        )
+        raise ConfigError(f"{key}: {path} is not a full-model checkpoint dir ({what})")
+    try:
+        marker = read_marker(path)
+        if marker is not None:
+            verify_marker(path, marker)
+    except CheckpointError as e:
+        raise ConfigError(f"{key}: {e}") from e
+    if not cfg.continue_run:
+        run_name = cfg.resolved_run_name
+        if marker is not None and run_name == marker.run:
+            raise ConfigError(
+                f"run_name: continue_run: false starts a new run; {run_name!r} is the parent's name, choose another"
+            )
+        return Start(str(path), run_name, marker.run if marker else None, marker.step if marker else None, 0)
+    if marker is None:
+        raise ConfigError(
+            f"continue_run: {path} has no duet marker, so its run is unknown; set continue_run: false "
+            "to start a new run from it"
+        )
+    if "run_name" in cfg.model_fields_set and cfg.run_name != marker.run:
+        raise ConfigError(
+            f"run_name: {cfg.run_name!r}, but continue_run: true continues the parent run {marker.run!r}; "
+            "leave run_name out or set continue_run: false"
+        )
+    offset = parent_last_step(cfg, marker.run, path.parent)
+    return Start(str(path), marker.run, marker.run, marker.step, offset)
+
+
+def _stage_record(output_dir: Path) -> dict[str, Any] | None:
+    p = output_dir / STAGE_FILE
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def _write_stage_record(output_dir: Path, start: Start) -> None:
+    p = output_dir / STAGE_FILE
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps({"algorithm": Algorithm.grpo.value, **dataclasses.asdict(start)}, indent=2))
+
+
+# --- data, args, trainer --------------------------------------------------------------------------
+
+
+def build_grpo_dataset(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, Any]:
+    """(dataset with `prompt` and `answer` columns, task): the prompt is the very string the eval
+    worker sends, the gold answer travels to the reward functions in `answer`."""
+    from datasets import Dataset
+
+    from shared.tasks.base import Task
+    from trainer_service.data import load_task
+
+    task = load_task(cfg)
+    if type(task).grade is not Task.grade:
+        raise ConfigError(f"task: {cfg.task!r} grades with its own rule; GRPO rewards use shared.grading's")
+    try:
+        examples = task.examples(cfg.train_split, limit=cfg.train_limit, seed=cfg.seed)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        raise ConfigError(f"train_split / task_options: {e}") from e
+    if not examples:
+        raise ConfigError(f"task {cfg.task!r} has no examples in split {cfg.train_split!r}")
+    rows = [{"prompt": task.render_prompt(ex, tokenizer), "answer": ex.answer} for ex in examples]
+    return Dataset.from_list(rows), task
+
+
+def build_grpo_args(cfg: TrainConfig, reward_weights: list[float]) -> Any:
+    from trl import GRPOConfig
+
+    from trainer_service.train import _has_cuda
+
+    kw: dict[str, Any] = dict(
+        output_dir=cfg.output_dir,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        # GRPOConfig defaults both to True; duet's config decides (CPU runs want neither).
+        bf16=cfg.bf16,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=None,  # duet's retention decides (never under a running eval)
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        report_to="none",  # the ledger is the single W&B writer
+        run_name=cfg.resolved_run_name,
+        disable_tqdm=True,
+        dataloader_pin_memory=_has_cuda(),
+        num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_completion_length,
+        beta=cfg.beta,
+        temperature=cfg.temperature,
+        reward_weights=reward_weights,
+        use_vllm=cfg.use_vllm,
+        vllm_mode=cfg.vllm_mode.value,
+        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+    )
+    if cfg.warmup_ratio is not None:
+        kw["warmup_steps"] = cfg.warmup_ratio
+    elif cfg.warmup_steps is not None:
+        kw["warmup_steps"] = cfg.warmup_steps
+    kw.update(cfg.grpo_args)
+    return GRPOConfig(**kw)
+
+
+def staged_trainer_class() -> type:
+    """GRPOTrainer whose global step starts at `stage_offset`: checkpoint names, markers, logged
+    steps and retention all see `stage_offset + k`, on the parent run's axis."""
+    from trl import GRPOTrainer
+
+    if not hasattr(GRPOTrainer, "_init_training_state"):
+        raise RuntimeError("this transformers has no Trainer._init_training_state; stage offsets need it")
+
+    class StagedGRPOTrainer(GRPOTrainer):
+        stage_offset = 0
+
+        def _init_training_state(
+            self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
+        ):
+            epochs, skip = super()._init_training_state(
+                max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
+            )
+            off = self.stage_offset
+            if off:
+                if self.state.global_step < off:  # a fresh stage: step k is logged as off + k
+                    self.state.global_step = off
+                    epochs, skip = 0, 0
+                else:  # resumed: only this stage's steps count for the data position
+                    done = self.state.global_step - off
+                    epochs = done // num_update_steps_per_epoch
+                    skip = (
+                        0
+                        if self.args.ignore_data_skip
+                        else (done % num_update_steps_per_epoch * self.args.gradient_accumulation_steps)
+                    )
+                self.state.max_steps = off + max_steps
+            return epochs, skip
+
+    return StagedGRPOTrainer
+
+
+# --- the recipe ------------------------------------------------------------------------------------
+
+
+def train_grpo(
+    cfg: TrainConfig, *, resume: bool = False, callbacks: list | None = None, publish: bool = True
+) -> Any:
+    """Run a GRPO stage; same contract and result as `trainer_service.train.train`."""
+    from transformers import AutoTokenizer
+
+    from trainer_service.callbacks import DuetCallback
+    from trainer_service.reporter import Reporter
+    from trainer_service.retention import apply_retention
+    from trainer_service.rewards import build_rewards
+    from trainer_service.train import (
+        TrainResult,
+        _quiet_progress_bars,
+        check_hardware,
+        find_resume_checkpoint,
+        load_model,
+        peft_config,
+        remove_unpublished_after,
+        spool_path,
+    )
+
+    # --- checks (no model yet) -----------------------------------------------------------------
+    check_grpo_args(cfg)
+    check_hardware(cfg)
+    check_grpo_hardware(cfg)
+    output_dir = Path(cfg.output_dir)
+    resume_from = find_resume_checkpoint(output_dir) if resume and output_dir.is_dir() else None
+    record = _stage_record(output_dir)
+    if resume_from is not None and record is not None:
+        start = Start(**{k: v for k, v in record.items() if k != "algorithm"})
+        for d in remove_unpublished_after(output_dir, int(resume_from.name.split("-")[1])):
+            log.warning("removed half-written %s", d)
+        log.info("resuming GRPO stage from %s (stage offset %d)", resume_from, start.stage_offset)
+    else:
+        if resume:
+            log.warning("--resume: no published GRPO checkpoint in %s; starting the stage afresh", output_dir)
+        elif output_dir.is_dir() and published_checkpoints(output_dir):
+            raise ConfigError(
+                f"output_dir: {output_dir} already holds published checkpoints; pass --resume to continue "
+                "that stage, or choose another output_dir"
+            )
+        resume_from = None
+        start = resolve_start(cfg)
+    run_name = start.run_name
+    cfg = cfg.model_copy(update={"run_name": run_name})
+
+    _quiet_progress_bars()
+    tokenizer = AutoTokenizer.from_pretrained(start.init)
+    if tokenizer.pad_token is None:  # GRPO pads prompt batches; EOS is the usual stand-in
+        tokenizer.pad_token = tokenizer.eos_token
+    dataset, task = build_grpo_dataset(cfg, tokenizer)
+    reward_funcs, reward_weights = build_rewards(cfg, task.answer_format)
+    args = build_grpo_args(cfg, reward_weights)
+
+    # --- reporting -----------------------------------------------------------------------------
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _write_stage_record(output_dir, start)
+    reporter = None
+    if cfg.report:
+        reporter = Reporter(spool_path(output_dir), settings=cfg.client_settings()).start()
+        stage = {"algorithm": Algorithm.grpo.value, "stage_offset": start.stage_offset,
+                 "init_from": start.init, "parent_run": start.parent_run, "parent_step": start.parent_step}  # fmt: skip
+        reporter.register_run(
+            run_name, base_model=start.init, primary_task=cfg.task, config={**cfg.public_dict(), **stage}
+        )
+        if start.stage_offset:  # the stage boundary on the shared axis: up to here stage 0 (SFT)
+            reporter.log(run_name, start.stage_offset, {"train/stage": float(Algorithm.sft.stage)})
+
+    def retention(client: Any) -> None:
+        apply_retention(output_dir, client, run_name, cfg.retention, task=cfg.task)
+
+    callback = DuetCallback(
+        run_name=run_name,
+        kind=cfg.kind,
+        base_model=start.init,
+        reporter=reporter,
+        after_save=[retention] if cfg.retention.enabled else [],
+        algorithm=Algorithm.grpo,
+        stage=Algorithm.grpo.stage,
+    )
+
+    # --- train ---------------------------------------------------------------------------------
+    try:
+        model = load_model(cfg.model_copy(update={"model": start.init}))
+        trainer_cls = staged_trainer_class()
+        trainer_cls.stage_offset = start.stage_offset
+        trainer = trainer_cls(
+            model=model,
+            reward_funcs=reward_funcs,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,  # every checkpoint carries its tokenizer
+            peft_config=peft_config(cfg),
+            callbacks=[*([callback] if publish else []), *(callbacks or [])],
+        )
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        global_step = trainer.state.global_step
+        history = list(trainer.state.log_history)
+    finally:
+        callback.close()
+        summary = reporter.close(cfg.reporter_flush_timeout_s) if reporter is not None else None
+
+    return TrainResult(
+        output_dir=output_dir.resolve(),
+        run_name=run_name,
+        run_id=summary.run_id if summary else None,
+        global_step=global_step,
+        checkpoints=[p for _, p in published_checkpoints(output_dir)],
+        resumed_from=resume_from,
+        spool_pending=summary.pending if summary else 0,
+        spool_path=summary.spool_path if summary else None,
+        log_history=history,
+    )
