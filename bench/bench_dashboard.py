@@ -49,11 +49,9 @@ from shared.grading.categories import FAILURE_CATEGORIES  # noqa: E402
 from shared.schemas import EvalSpec, RunCreate  # noqa: E402
 
 TOKEN, RUN, TASK = "bench-token", "big", "gsm8k"
-SERVE = (
-    "import uvicorn, sys; from eval_service.api.main import create_app; from eval_service.api.ui import ui_router;"
-    "from eval_service.api.core.config import ServerSettings; s = ServerSettings(); app = create_app(s);"
-    "any(getattr(r, 'path', None) == '/' for r in app.routes) or app.include_router(ui_router(s));"
-    "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')"
+SERVE = (  # the ledger app as `duet serve` builds it: API and dashboard on one port
+    "import uvicorn, sys; from eval_service.api.main import create_app;"
+    "uvicorn.run(create_app(), host='127.0.0.1', port=int(sys.argv[1]), log_level='warning')"
 )
 
 
@@ -137,13 +135,41 @@ def run_page_ms(driver: webdriver.Chrome, url: str) -> tuple[float, float]:
     assert not error.is_displayed(), f"the run page failed: {error.text}"
     n_rows = len(driver.find_elements(By.CSS_SELECTOR, "#checkpoints tbody tr"))
     drawn = driver.execute_script(
-        "return ['chart-train', 'chart-eval'].every(id => document.getElementById(id).querySelector('canvas'))"
+        "return ['#chart-train', '.chart[data-task]'].every(c => document.querySelector(c + ' canvas'))"
     )
     assert n_rows > 0 and drawn, "the run page rendered without its table or charts"
     WebDriverWait(driver, 60).until(lambda d: d.execute_script("return document.body.dataset.completeMs"))
     return tuple(
         float(driver.execute_script(f"return document.body.dataset.{k}")) for k in ("readyMs", "completeMs")
     )
+
+
+def poll_bytes(driver: webdriver.Chrome) -> int:
+    """Bytes of response bodies one live poll of the (already complete) run page reads."""
+    n = int(
+        driver.execute_script(
+            "performance.clearResourceTimings(); return Number(document.body.dataset.polls)"
+        )
+    )
+    WebDriverWait(driver, 60, poll_frequency=0.05).until(
+        lambda d: int(d.execute_script("return Number(document.body.dataset.polls)")) > n
+    )
+    return int(
+        driver.execute_script(
+            "return performance.getEntriesByType('resource').reduce((a, e) => a + e.encodedBodySize, 0)"
+        )
+    )
+
+
+def search_ms(driver: webdriver.Chrome, text: str) -> tuple[float, str]:
+    """Type `text` into the sample search (job page open): ms until the ledger's answer is shown."""
+    before = driver.find_element(By.ID, "sample-count").text
+    t0 = time.perf_counter()
+    driver.find_element(By.NAME, "q").send_keys(text)
+    WebDriverWait(driver, 60, poll_frequency=0.005).until(
+        lambda d: d.find_element(By.ID, "sample-count").text not in (before, "")
+    )
+    return (time.perf_counter() - t0) * 1000, driver.find_element(By.ID, "sample-count").text
 
 
 def pagination_ms(driver: webdriver.Chrome, url: str) -> tuple[float, float]:
@@ -201,7 +227,9 @@ def main() -> None:
         driver = browser()
         try:
             times = [run_page_ms(driver, f"{url}/runs/{RUN}") for _ in range(a.repeats)]
+            poll = poll_bytes(driver)
             job_ready, next_ms = pagination_ms(driver, f"{url}/jobs/{a.checkpoints // 2}")
+            found_ms, found = search_ms(driver, f"Question {a.samples // 2}:")
             driver.save_screenshot(str(work / "dashboard-run-big.png"))
         finally:
             driver.quit()
@@ -213,7 +241,9 @@ def main() -> None:
         warm = ms[1:] or ms
         print(f"run page ({a.checkpoints} checkpoints, {a.samples} samples each), {what}: cold {ms[0]:.0f} ms, "
               f"warm median {statistics.median(warm):.0f} ms, max {max(warm):.0f} ms")  # fmt: skip
-    print(f"sample browser: job page ready {job_ready:.0f} ms, next page of 20 shown in {next_ms:.0f} ms")
+    print(f"run page: one live poll reads {poll / 1024:.0f} KiB")
+    print(f"sample browser: job page ready {job_ready:.0f} ms, next page of 20 shown in {next_ms:.0f} ms, "
+          f"text search shown in {found_ms:.0f} ms ({found})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Grader throughput: samples/s on plain numbers and on a MATH-style latex batch, through `grade_many`
-(the math-verify work spread over a pool of one child process per core, verdicts cached per
-(gold, answer), cheap string/number equality before sympy).
+(the math-verify work spread over a pool of one child process per core in chunks, verdicts cached per
+(gold, answer), the cheap exact reading of `canonical.py` before sympy).
 
 .venv/bin/python bench/bench_grader.py [--n-fast 20000] [--questions 500] [--checkpoints 8] [--samples 4]
 
@@ -9,6 +9,8 @@ multiples of pi), each answered `--samples` times per checkpoint over `--checkpo
 the boxed format. Per sample: the gold's own text (45 %), an equivalent other form (20 %) or a wrong
 answer (35 %), the answer drawn from a small per-question pool as a model's answers repeat across
 samples and checkpoints. Reported separately: the first checkpoint (nothing cached) and all of them.
+Every form of that batch is in the cheap exact reading, so it measures that reading; the last row,
+`--outside` questions (rational functions, equations, percents) on a cold pool, measures math-verify.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from typing import Any
 
 from shared.grading import MathVerifier, grade_many
 from shared.grading.grade import Item
@@ -65,8 +68,21 @@ def _question(rng: random.Random) -> tuple[str, list[str], list[str]]:
     )
 
 
-def latex_batches(questions: int, checkpoints: int, samples: int, rng: random.Random) -> list[list[Item]]:
-    qs = [_question(rng) for _ in range(questions)]
+def _outside_question(rng: random.Random) -> tuple[str, list[str], list[str]]:
+    """A question whose forms only math-verify reads (rational functions, equations, percents)."""
+    a, b = rng.randint(1, 40), rng.randint(2, 40)
+    kind = rng.randrange(3)
+    if kind == 0:
+        return f"\\frac{{x+{a}}}{{x-{b}}}", [f"\\frac{{{a}+x}}{{x-{b}}}"], [f"\\frac{{x+{b}}}{{x-{a}}}"]
+    if kind == 1:
+        return f"y = {a}x + {b}", [f"y={b}+{a}x"], [f"y = {b}x + {a}"]
+    return f"{a}\\%", [f"{a} \\%"], [f"{a + 1}\\%"]
+
+
+def latex_batches(
+    questions: int, checkpoints: int, samples: int, rng: random.Random, make: Any = None
+) -> list[list[Item]]:
+    qs = [(make or _question)(rng) for _ in range(questions)]
     batches = []
     for _ in range(checkpoints):
         batch: list[Item] = []
@@ -98,12 +114,14 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=500)
     ap.add_argument("--checkpoints", type=int, default=8)
     ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--outside", type=int, default=100, help="questions only math-verify reads")
     ap.add_argument("--processes", type=int, default=None, help="verifier children (default: one per core)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     rng = random.Random(args.seed)
     verifier = MathVerifier(processes=args.processes)
     latex = latex_batches(args.questions, args.checkpoints, args.samples, rng)
+    outside = latex_batches(args.outside, 1, args.samples, rng, _outside_question)
     try:
         t0 = time.perf_counter()
         verifier.judge_many([(Request.bare, "1", "1")] * verifier.processes)  # start-up, apart
@@ -112,6 +130,7 @@ def main() -> None:
             ("plain numbers (r1_zero)", *timed([fast_cases(args.n_fast, rng)], verifier)),
             ("latex, first checkpoint (cold)", *timed(latex[:1], verifier)),
             (f"latex, checkpoints 2-{args.checkpoints} (warm)", *timed(latex[1:], verifier)),
+            ("latex outside the cheap reading, cold", *timed(outside, verifier)),
         ]
     finally:
         verifier.close()

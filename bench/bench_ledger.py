@@ -5,7 +5,8 @@ For each backend: seeds a ledger database through the tables in bulk (N checkpoi
 each and its eval_metrics rows, M train-metric rows), starts a real ledger server (uvicorn
 subprocess) on it, then measures over HTTP:
   * batched train-metric ingest into a fresh run (rows/s),
-  * p50/p99 latency of one page of GET /v1/runs/{run}/scores (the default page) and of /best.
+  * p50/p99 latency of GET /v1/runs/{run}/scores (the default 100-row page, the last page by
+    cursor, a 1000-row page) and of /best.
 
 Postgres: a throw-away cluster started with the test fixture's code (tests/fixtures/postgres.py;
 needs the PostgreSQL server binaries, `apt-get install postgresql-15`).
@@ -181,8 +182,14 @@ def measure(db_url: str, a: argparse.Namespace, work: Path) -> dict[str, str]:
                 assert r.json()["inserted"] == a.batch_rows, r.text
             rows_s = a.ingest_batches * a.batch_rows / (time.perf_counter() - t0)
 
-            lat: dict[str, list[float]] = {"scores": [], "best": []}
-            paths = {"scores": "/v1/runs/big/scores", "best": "/v1/runs/big/best?metric=eval/accuracy"}
+            last_page = (a.checkpoints - 100) * 10  # the seed's steps are 10, 20, ...
+            paths = {
+                "scores": "/v1/runs/big/scores",
+                "scores_last": f"/v1/runs/big/scores?after_step={last_page}",
+                "scores_1000": "/v1/runs/big/scores?limit=1000",
+                "best": "/v1/runs/big/best?metric=eval/accuracy",
+            }
+            lat: dict[str, list[float]] = {name: [] for name in paths}
             for name, path in paths.items():
                 c.get(path).raise_for_status()  # warm-up
                 for _ in range(a.queries):
@@ -200,7 +207,9 @@ def measure(db_url: str, a: argparse.Namespace, work: Path) -> dict[str, str]:
         f"train-metric ingest ({a.batch_rows} rows/batch, {a.ingest_batches} batches)": f"{rows_s:,.0f} rows/s",
     }
     labels = {
-        "scores": f"GET scores, one page ({page_rows} of {total} checkpoints) p50 / p99",
+        "scores": f"GET scores, default page ({page_rows} of {total} checkpoints) p50 / p99",
+        "scores_last": "GET scores, last page by cursor (after_step) p50 / p99",
+        "scores_1000": "GET scores, largest page (limit=1000) p50 / p99",
         "best": "GET best?metric=eval/accuracy p50 / p99",
     }
     for name, xs in lat.items():

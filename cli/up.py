@@ -23,6 +23,7 @@ from cli.supervisor import Service, duet_argv, port_free, service_env
 from cli.tables import console as table_console
 from cli.up_view import Progress, all_scored, final_report, poll
 from shared.client import DuetClientError, LedgerClient, LedgerUnavailable
+from shared.schemas import Algorithm
 
 # Shipped inside the package, so `duet up` works from any directory and any kind of install.
 DEFAULT_CONFIG = Path(str(files("cli") / "configs" / "tiny.yaml"))
@@ -190,6 +191,21 @@ def _up(
         logs / f"trainer-{run}.log",
         env,
     )  # fmt: skip
+    # (stage, its trainer, where it publishes): SFT, then with --algorithm grpo a GRPO stage from
+    # the best SFT checkpoint (the ledger's, once every SFT checkpoint is scored) that continues the
+    # run's step axis. Its checkpoints go under the SFT dir, so the one worker watching it scores both.
+    stages = [(Algorithm.sft, trainer, checkpoints)]
+    if grpo is not None:
+        grpo_dir = checkpoints / "grpo"
+        stages.append((Algorithm.grpo, Service(
+            "GRPO trainer",
+            duet_argv(
+                "train", *grpo, "--model", str(model), "--output_dir", str(grpo_dir), "--run_name", run,
+                "--init_from_best", run, "--resume",
+            ),
+            logs / f"trainer-grpo-{run}.log",
+            env,
+        ), grpo_dir))  # fmt: skip
     interrupted = False
 
     def on_sigint(signum: int, frame: object) -> None:
@@ -203,14 +219,18 @@ def _up(
         api.start()
         _wait_healthy(api, client)
         console.print(f"ledger API on {url} (log {api.log})")
+        console.print(f"dashboard: {url}/runs/{run} (live; all runs at {url}/)")
         client.create_run(run, base_model=str(model), primary_task=headline)
         worker.start()
         trainer.start()
         console.print(f"worker and trainer started (logs in {logs}); Ctrl-C stops everything")
         progress = Progress()
         trainer_done_at: float | None = None
+        current = 0  # index into stages
         with Live(progress.table(run, True), console=console, refresh_per_second=2, transient=False) as live:
             while not interrupted:
+                stage, trainer, _ = stages[current]
+                progress.stage = stage
                 poll(client, run, progress)
                 live.update(progress.table(run, trainer.running()))
                 for svc in (api, worker):
@@ -219,12 +239,19 @@ def _up(
                 if not trainer.running():
                     if trainer.proc and trainer.proc.returncode != 0:
                         raise UpError(
-                            f"training failed (exit {trainer.proc.returncode}); last log lines:\n"
-                            f"{trainer.tail()}"
+                            f"{stage.value} training failed (exit {trainer.proc.returncode}); last log "
+                            f"lines:\n{trainer.tail()}"
                         )
                     trainer_done_at = trainer_done_at or time.monotonic()
-                    if all_scored(client, run, checkpoints):
-                        break
+                    if all_scored(client, run, [d for _, _, d in stages[: current + 1]]):
+                        if current + 1 == len(stages):
+                            break
+                        current, trainer_done_at = current + 1, None
+                        stages[current][1].start()  # GRPO: its start is the best scored SFT checkpoint
+                        live.console.print(
+                            f"SFT stage scored; GRPO stage started (log {stages[current][1].log})"
+                        )
+                        continue
                     if time.monotonic() - trainer_done_at > UNSCORED_AFTER_TRAINING_S:
                         raise UpError(
                             f"checkpoints still unscored 5 min after training ended; see {worker.log}"
@@ -238,7 +265,7 @@ def _up(
     except DuetClientError as e:
         raise UpError(f"ledger API problem: {e}") from None
     finally:
-        for svc in (trainer, worker, api):
+        for svc in (*(t for _, t, _ in stages), worker, api):
             svc.stop()
         client.close()
         signal.signal(signal.SIGINT, previous)

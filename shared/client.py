@@ -211,8 +211,13 @@ class LedgerClient:
     def log_train_metrics(self, run_id: int, rows: list[TrainMetricRow]) -> IngestResult:
         return self._post("/v1/train-metrics", TrainMetricsBatch(run_id=run_id, rows=rows), IngestResult)
 
-    def train_metrics(self, run: str | int, key: str | None = None) -> list[TrainMetricRow]:
-        return self._get(f"/v1/runs/{run}/train-metrics", list[TrainMetricRow], key=key)
+    def train_metrics(
+        self, run: str | int, key: str | None = None, since_step: int | None = None
+    ) -> list[TrainMetricRow]:
+        """The run's train metrics by step; `since_step`: only those after that step (for polls)."""
+        return self._get(
+            f"/v1/runs/{run}/train-metrics", list[TrainMetricRow], key=key, since_step=since_step
+        )
 
     # --- checkpoints --------------------------------------------------------------------------
 
@@ -291,6 +296,8 @@ class LedgerClient:
         *,
         correct: bool | None = None,
         category: str | None = None,
+        truncated: bool | None = None,
+        q: str | None = None,
         offset: int = 0,
         limit: int = 100,
     ) -> SamplePage:
@@ -299,6 +306,8 @@ class LedgerClient:
             SamplePage,
             correct=correct,
             category=category,
+            truncated=truncated,
+            q=q,
             offset=offset,
             limit=limit,
         )
@@ -355,11 +364,13 @@ class LedgerClient:
     # --- queries ------------------------------------------------------------------------------
 
     def scores(self, run: str | int, task: str | None = None, *, page_size: int = 1000) -> list[ScoreRow]:
-        """Every checkpoint of the run with its scores, in step order, read page by page."""
+        """Every checkpoint of the run with its scores, in step order, read page by page (each page
+        starts after the previous one's last step: cheap at any depth; the ledger allows 1000)."""
         rows: list[ScoreRow] = []
         while True:
+            after = rows[-1].step if rows else None
             page = self._get(
-                f"/v1/runs/{run}/scores", list[ScoreRow], task=task, limit=page_size, offset=len(rows)
+                f"/v1/runs/{run}/scores", list[ScoreRow], task=task, limit=page_size, after_step=after
             )
             rows += page
             if len(page) < page_size:

@@ -378,6 +378,8 @@ class ScoreRow(BaseModel):
     # deleted by retention: the files are gone, the results stay
     checkpoint_state: CheckpointState = CheckpointState.present
     algorithm: Algorithm | None = None  # the stage that wrote the checkpoint (None: base model)
+    job_id: Id | None = None  # the job whose result these metrics are
+    eval_seconds: float | None = None  # the worker's load + generate + grade time for that result
 
 
 class BestResult(BaseModel):

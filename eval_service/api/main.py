@@ -21,6 +21,7 @@ from eval_service.api.crud.leader import LeaderJob
 from eval_service.api.errors import LedgerFault
 from eval_service.api.responses import errors
 from eval_service.api.routes import admin, analysis, docs, jobs, retention, runs, scores, workers
+from eval_service.api.ui import ui_router
 from eval_service.api.wandb_sink import WandbSink
 
 log = logging.getLogger("duet.ledger")
@@ -130,6 +131,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.include_router(retention.router)  # its router lists 401/404/422 itself
     if protect_docs:
         app.include_router(docs.router)
+    app.include_router(ui_router(settings))  # the dashboard: `/`, `/runs/...`, `/ui/static/...`
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

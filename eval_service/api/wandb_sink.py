@@ -132,22 +132,31 @@ class WandbSink:
         if not rows:
             return False
         logged: list[int] = []
+        # An outbox row holds one W&B row or (an ingest batch) several; when W&B fails inside a
+        # batch, the rows it took are dropped from the payload and only the rest stay pending.
+        partial: tuple[int, list[dict[str, Any]]] | None = None
         try:
             for row in rows:
                 wb = self._run(runs[row.run_id])
-                self._define_entries(wb, row.payload)
-                wb.log(dict(row.payload))  # train/global_step is inside; never step=
+                wb_rows = outbox.payload_rows(row.payload)
+                for i, wb_row in enumerate(wb_rows):
+                    partial = (row.id, wb_rows[i:]) if i else None
+                    self._define_entries(wb, wb_row)
+                    wb.log(dict(wb_row))  # train/global_step is inside; never step=
+                partial = None
                 logged.append(row.id)
             self.last_error = None
         except Exception as e:  # W&B outage: keep the rest pending, reopen the run next time
             self.last_error = f"{type(e).__name__}: {e}"
-            log.warning("W&B log failed, %d rows stay pending: %s", len(rows) - len(logged), e)
+            log.warning("W&B log failed, %d outbox rows stay pending: %s", len(rows) - len(logged), e)
         # `log` only hands rows to W&B's service process, which buffers them: a replica killed
         # now would lose rows already marked sent. finish() returns once W&B holds them (the next
         # batch resumes the run), so rows are marked sent only then; if it fails they stay pending.
         if self._finish_all(quiet=self.last_error is not None):
             with self.db.write() as session:
                 outbox.mark_sent(session, logged)
+                if partial is not None:
+                    outbox.keep_unsent(session, *partial)
         return self.last_error is None and len(rows) == self.settings.wandb_batch_size
 
     def _run(self, run: Run) -> Any:

@@ -253,6 +253,7 @@ class VLLMBackend:
             self.llm = self.weights = None
             raise LoadError(f"engine build on {model_dir} failed: {type(e).__name__}: {e}") from e
         info = _mode(event, reason, load_s=round(time.perf_counter() - t0, 3))
+        info["enforce_eager"] = self.settings.resolved_enforce_eager()  # False: CUDA graphs captured
         log.info("engine %s on %s in %.1fs %s", event, model_dir, info["load_s"], reason)
         return info
 

@@ -243,9 +243,12 @@ class JobRunner:
 
         t2 = time.perf_counter()
         samples = []
+        # One batch for the whole job: math-verify's work is spread over its process pool in chunks.
+        pairs = [(c.text, ex, c.finish_reason) for ex, outs in zip(examples, outputs, strict=True) for c in outs]
+        grades = iter(task.grade_many(pairs))
         for i, (ex, prompt, outs) in enumerate(zip(examples, prompts, outputs, strict=True)):
             for j, c in enumerate(outs):
-                g = task.grade(c.text, ex, c.finish_reason)
+                g = next(grades)
                 samples.append(
                     Sample(
                         index=i,

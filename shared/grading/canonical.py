@@ -1,6 +1,6 @@
 """A cheap exact reading of the answer forms that dominate MATH/GSM8K, decided before math-verify.
 
-`canonical(text)` reads integers (thousands separators, `\\!`/`\\,` thin spaces), decimals, signs,
+`canonical(text)` reads integers (thousands separators, also as `,\\!`), decimals, signs,
 `\\frac`/`\\dfrac`/`\\tfrac`/`a/b`, `\\sqrt{n}`, `\\pi`, single-letter variables, `+ - * ^` with
 integer powers, and tuples/intervals/sets of those, with the wrappers math-verify drops (`\\$`,
 `^\\circ`, a trailing `\\text{unit}`), into an exact canonical value: a polynomial over Q in
@@ -35,8 +35,12 @@ _VARIABLES = frozenset("abcdfghjkmnpqrstuvwxyz")  # not e (Euler's number) nor i
 _ROUNDING_GAP = Fraction(1, 10**5)  # math-verify rounds to 6 places: a larger gap always shows
 
 _TOKEN_RE = re.compile(r"\s*(\d+\.\d+|\d+|\\[a-zA-Z]+|[a-z]|[-+*/^(){}\[\],])")
-_SPACING_RE = re.compile(r"\\[!,;: ]|~|\\left(?![a-zA-Z])|\\right(?![a-zA-Z])")
-_TRAILING_UNIT_RE = re.compile(r"\s*(?:\\text\{\s*[A-Za-z][A-Za-z .]*\}|\^\s*\\circ|\^\s*\{\s*\\circ\s*\})\s*\.?$")
+# "11,\\! 111" is 11111; math-verify joins no other thin space ("1\\,000" is not 1000)
+_THIN_RE = re.compile(r"(?<=\d),\\!\s*(?=\d)")
+_SPACING_RE = re.compile(r"\\[ !,;:]|~|\\left(?![a-zA-Z])|\\right(?![a-zA-Z])")
+_TRAILING_UNIT_RE = re.compile(
+    r"\s*(?:\\text\{\s*[A-Za-z][A-Za-z .]*\}|\^\s*\\circ|\^\s*\{\s*\\circ\s*\})\s*\.?$"
+)
 _THOUSANDS_RE = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _PLAIN_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?|-?\d{1,3}(?:,\d{3})+")
 # What makes the verifier read a bare answer as plain text too (mirrors `_verify_child._parses`).
@@ -121,7 +125,7 @@ def _inverse(a: Poly) -> Poly:
     """1/a for a single constant term c * sqrt(r) * pi^p (anything else is outside the grammar)."""
     if len(a) != 1:
         raise _Unreadable
-    ((r, p, variables), c), = a.items()
+    (((r, p, variables), c),) = a.items()
     if variables:
         raise _Unreadable
     return {(r, -p, ()): 1 / (c * r)}
@@ -231,10 +235,11 @@ class _Parser:
             self.take("}")
             return value
         if tok is not None and tok.isdigit():
-            self.take()
-            if len(tok) > 1:  # "\frac123": split digit by digit like latex, not worth reading
-                raise _Unreadable
-            return {ONE: Fraction(int(tok))}
+            if len(tok) > 1:  # "\frac12": one digit is the argument, the rest is what follows
+                self.tokens[self.i] = tok[1:]
+            else:
+                self.take()
+            return {ONE: Fraction(int(tok[0]))}
         return self.atom()
 
     def atom(self) -> Poly:
@@ -300,7 +305,12 @@ def _strip(text: str) -> str:
     s = text.strip()
     if s.startswith("$") and s.endswith("$") and s.count("$") == 2 and len(s) > 2:
         s = s[1:-1]
-    s = _SPACING_RE.sub(" ", s).replace("{,}", ",").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = (
+        _SPACING_RE.sub(" ", _THIN_RE.sub(",", s))
+        .replace("{,}", ",")
+        .replace("\\dfrac", "\\frac")
+        .replace("\\tfrac", "\\frac")
+    )
     s = s.strip()
     if s.startswith("\\$"):
         s = s[2:]
@@ -361,6 +371,10 @@ def _unequal_bracketed(a: Bracketed, b: Bracketed) -> bool | None:
     return False if kinds == {("(", ")")} else None  # tuples of 3+
 
 
+def _shape(v: Bracketed) -> tuple[str, str, int]:
+    return v.open, v.close, len(v.items)
+
+
 def cheap_verdict(gold: str, pred: str) -> bool | None:
     """math-verify's verdict on the bare answer `pred` against `gold`, where certain without sympy."""
     g, p = canonical(gold), canonical(pred)
@@ -368,11 +382,7 @@ def cheap_verdict(gold: str, pred: str) -> bool | None:
         return None
     if g == p or (isinstance(g, Scalar) and isinstance(p, Scalar) and g.terms == p.terms):
         return True
-    if isinstance(g, Bracketed) and isinstance(p, Bracketed) and (g.open, g.close, len(g.items)) == (
-        p.open,
-        p.close,
-        len(p.items),
-    ):
+    if isinstance(g, Bracketed) and isinstance(p, Bracketed) and _shape(g) == _shape(p):
         same = set(g.items) == set(p.items) if g.open == "{" else g.items == p.items
         if same or [x.terms for x in g.items] == [x.terms for x in p.items]:
             return True

@@ -161,7 +161,8 @@ class MathVerifier:
                         self._drop(slot)
                         queue.extendleft(reversed(chunk))
                         continue
-                    flight[slot], deadline[slot], pending[slot] = deque(chunk), time.monotonic() + timeout, b""
+                    flight[slot], pending[slot] = deque(chunk), b""
+                    deadline[slot] = time.monotonic() + timeout
                 if not flight:
                     continue
                 wait = max(0.0, min(deadline[slot] for slot in flight) - time.monotonic())

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.grading import AnswerFormat, Grade, grade_response
+from shared.grading import AnswerFormat, Grade, grade_many, grade_response
 from shared.tasks.formats import completion, format_solution, render, with_instructions
 
 Split = Literal["train", "test"]
@@ -89,3 +90,7 @@ class Task:
 
     def grade(self, response: str, ex: Example, finish_reason: str | None = None) -> Grade:
         return grade_response(response, ex.answer, self.answer_format, finish_reason)
+
+    def grade_many(self, items: Sequence[tuple[str, Example, str | None]]) -> list[Grade]:
+        """`grade` for many (response, example, finish_reason) at once: one batch for math-verify's pool."""
+        return grade_many([(r, ex.answer, self.answer_format, fin) for r, ex, fin in items])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.checkpoint import MARKER_NAME
+from shared.schemas import Algorithm
 from tests.fixtures.ledger import REPO, free_port
 from tests.fixtures.wandb_files import read_offline_history
 
@@ -225,6 +226,72 @@ def test_duet_up_setup_errors_are_one_line(tmp_path, args, message):
         capture_output=True,
         text=True,
         timeout=60,
+    )
+    assert out.returncode == 1
+    assert message in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_duet_up_grpo_continues_the_run_from_the_best_sft_checkpoint(tmp_path, ledger_factory):
+    """SFT, then GRPO from the ledger's best SFT checkpoint on the same step axis: one worker scores
+    both stages, the table and the W&B run mark the stage, rewards and accuracy share one W&B run."""
+    wd = tmp_path / "duet"
+    grpo = ["max_steps=4", "save_steps=2", "logging_steps=1", "per_device_train_batch_size=8",
+            "num_generations=4", "max_completion_length=24"]  # fmt: skip
+    out = run_up(
+        wd, "--run", "staged", "--limit", "20", "--algorithm", "grpo",
+        "--max_steps", "20", "--save_steps", "10", "--logging_steps", "5",
+        *(a for kv in grpo for a in ("--grpo-set", kv)),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    assert "stage" in out.stdout and "stages — sft: steps 10-20" in out.stdout
+
+    c = ledger_on(ledger_factory, wd).client()
+    stages = {ck.step: ck.algorithm for ck in c.list_checkpoints("staged")}
+    assert stages == {0: None, 10: Algorithm.sft, 20: Algorithm.sft, 22: Algorithm.grpo, 24: Algorithm.grpo}
+    jobs = c.list_jobs(run="staged")
+    assert all(j.status.value == "done" for j in jobs), [(j.step, j.status, j.last_error) for j in jobs]
+    assert sorted(j.step for j in jobs) == sorted(stages), "every checkpoint of both stages scored once"
+
+    # The GRPO stage started from the SFT checkpoint the ledger ranked best.
+    rows = c.scores("staged")
+    sft = [r for r in rows if r.algorithm is Algorithm.sft]
+    top = max(r.metrics["eval/accuracy"] for r in sft)
+    log = (wd / "logs" / "trainer-grpo-staged.log").read_text()
+    started = [
+        s for s in (r.step for r in sft if r.metrics["eval/accuracy"] == top) if f"staged: step {s} " in log
+    ]
+    assert started, log[-3000:]
+    assert [r.algorithm for r in rows if r.step > 20] == [Algorithm.grpo, Algorithm.grpo]
+
+    # One W&B run: training reward and eval accuracy of the GRPO steps, each eval row with its stage.
+    history = read_offline_history(wd / "wandb", c.get_run("staged").wandb_run_id)
+    rewards = {h["train/global_step"] for h in history if "train/rewards/strict/mean" in h}
+    assert {21, 22, 23, 24} <= rewards
+    evals = {h["train/global_step"]: h.get("eval/stage") for h in history if "eval/accuracy" in h}
+    assert evals == {0: None, 10: 0.0, 20: 0.0, 22: 1.0, 24: 1.0}
+    assert {
+        h["train/stage"] for h in history if h.get("train/global_step", 0) > 20 and "train/stage" in h
+    } == {1.0}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--grpo-set", "max_steps=4"], "--grpo-config / --grpo-set: only with --algorithm grpo"),
+        (["--algorithm", "grpo", "--grpo-set", "max_steps"], "--grpo-set 'max_steps': expected KEY=VALUE"),
+        (["--algorithm", "grpo", "--grpo-config", "no/such.yaml"], "GRPO config file no/such.yaml not found"),
+    ],
+)
+def test_duet_up_grpo_setup_errors_are_one_line(tmp_path, args, message):
+    out = subprocess.run(
+        [sys.executable, "-m", "cli", "up", "--port", str(free_port()), "--workdir", str(tmp_path), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
     )
     assert out.returncode == 1
     assert message in out.stdout

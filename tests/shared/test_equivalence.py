@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from shared.grading import MathVerifier, fast_equivalent, grade_response, is_equivalent
+from shared.grading.verifier import default_verifier
 
 EQUAL = [
     ("0.5", "1/2"),
@@ -64,7 +65,7 @@ def test_not_equal(pred, gold):
 
 @pytest.mark.parametrize(("pred", "gold"), SLOW_EQUAL)
 def test_slow_path_equal(pred, gold):
-    assert fast_equivalent(pred, gold) is None  # really exercised math-verify
+    assert default_verifier().verify(gold, pred) is True  # math-verify itself, not the cheap reading
     assert is_equivalent(pred, gold)
 
 

@@ -141,6 +141,68 @@ def test_reward_names_are_trl_metric_names():
     assert GraderReward(RewardName.answer, AnswerFormat.r1_zero, 8).__name__ == "answer"
 
 
+# --- the start checkpoint, the stage in the ledger ------------------------------------------------------
+
+
+def _scored_checkpoint(
+    client: Any, root: Path, tiny_model: Path, step: int, algorithm: Algorithm, acc: float
+) -> None:
+    """A real checkpoint dir (the tiny model's files, a duet marker) registered through the ledger
+    by its path and scored `acc` on ones_digit, as the worker would."""
+    import shutil
+
+    from shared.checkpoint import write_marker
+    from shared.schemas import CompleteRequest, EvalSpec
+
+    d = shutil.copytree(tiny_model, root / f"checkpoint-{step}")
+    write_marker(d, run="staged", step=step, algorithm=algorithm.value)
+    job = client.enqueue(EvalSpec(task="ones_digit", limit=5), path=str(d)).job
+    lease = client.claim("w")
+    assert lease.job.id == job.id
+    client.complete(job.id, CompleteRequest(worker_id="w", attempt=lease.attempt, metrics={"accuracy": acc}))
+
+
+def test_init_from_best_picks_the_ledgers_best_sft_checkpoint_and_stages_are_marked(tiny_model: Path, ledger):
+    from cli.tables import scores_table
+    from trainer_service.grpo_start import resolve_start
+
+    client, root = ledger.client(), ledger.checkpoint_root / "staged"
+    client.create_run("staged", primary_task="ones_digit")
+    for step, acc in ((10, 0.6), (20, 0.3)):  # the later SFT checkpoint is the worse one
+        _scored_checkpoint(client, root, tiny_model, step, Algorithm.sft, acc)
+
+    cfg = _load(tiny_model, root, init_from_best="staged", continue_run=True,
+                ledger_url=ledger.url, ledger_token=ledger.token)  # fmt: skip
+    start = resolve_start(cfg)
+    assert Path(start.init) == (root / "checkpoint-10").resolve()
+    assert (start.run_name, start.parent_step, start.stage_offset) == ("staged", 10, 20)
+
+    # A GRPO checkpoint on the same axis: the ledger keeps each checkpoint's stage (from its marker),
+    # `duet scores` shows it, and W&B gets it with every eval result.
+    _scored_checkpoint(client, root, tiny_model, 21, Algorithm.grpo, 0.7)
+    assert {c.step: c.algorithm for c in client.list_checkpoints("staged")} == {
+        10: Algorithm.sft,
+        20: Algorithm.sft,
+        21: Algorithm.grpo,
+    }
+    rows = client.scores("staged")
+    assert [(r.step, r.algorithm) for r in rows] == [
+        (10, Algorithm.sft),
+        (20, Algorithm.sft),
+        (21, Algorithm.grpo),
+    ]
+    from rich.console import Console
+
+    console = Console(width=250, record=True)
+    console.print(scores_table(rows))
+    text = console.export_text()
+    assert "stage" in text and "grpo" in text and "sft" in text
+    assert ledger.flush_wandb() == 0
+    history = read_offline_history(ledger.wandb_dir, client.get_run("staged").wandb_run_id)
+    stages = {int(h["train/global_step"]): h["eval/stage"] for h in history if "eval/accuracy" in h}
+    assert stages == {10: 0.0, 20: 0.0, 21: 1.0}
+
+
 # --- a real GRPO stage --------------------------------------------------------------------------------
 
 

@@ -8,6 +8,9 @@ example id), or by its index in the eval set for samples from workers that sent 
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import ScalarSelect, func
 from sqlmodel import Session, col, select
 
 from eval_service.api.crud import outbox
@@ -71,18 +74,41 @@ def _with_flips(result: EvalResult, flips: dict[str, float]) -> dict[str, float]
     return {**metrics, **flips}
 
 
+def newest_result_id(run_id: int, task: str, checkpoint_id: Any) -> ScalarSelect:
+    """Id of the newest result of `task` for a checkpoint: one ix_results_scores lookup."""
+    return (
+        select(func.max(EvalResult.id))
+        .where(
+            EvalResult.run_id == run_id, EvalResult.task == task, EvalResult.checkpoint_id == checkpoint_id
+        )
+        .scalar_subquery()
+    )
+
+
+def _neighbour(session: Session, result: EvalResult, *, later: bool) -> EvalResult | None:
+    """The newest result of the nearest evaluated checkpoint before (or after) `result`'s: the run's
+    checkpoints are walked from its step (uq_checkpoint_run_step), one index lookup each, so a
+    complete costs the same at 10 or 10,000 checkpoints."""
+    newest = newest_result_id(result.run_id, result.task, Checkpoint.id).correlate(Checkpoint)
+    step_order = col(Checkpoint.step).asc() if later else col(Checkpoint.step).desc()
+    beyond = Checkpoint.step > result.step if later else Checkpoint.step < result.step
+    rid = session.exec(
+        select(newest)
+        .select_from(Checkpoint)
+        .where(Checkpoint.run_id == result.run_id, beyond, newest.is_not(None))
+        .order_by(step_order)
+        .limit(1)
+    ).first()
+    return session.get(EvalResult, rid) if rid is not None else None
+
+
 def record_flips(session: Session, result: EvalResult) -> None:
     """Give `result` (samples already stored) its flip metrics against the previous evaluated
     checkpoint of its task, and recompute those of the next one, whose predecessor it now is
     (checkpoints are often evaluated out of step order: newest first, backfills). The next
     result's new values are queued for W&B too."""
-    others = [
-        r
-        for cid, r in latest_results(session, result.run_id, result.task).items()
-        if cid != result.checkpoint_id
-    ]
-    before = max((r for r in others if r.step < result.step), key=lambda r: r.step, default=None)
-    after = min((r for r in others if r.step > result.step), key=lambda r: r.step, default=None)
+    before = _neighbour(session, result, later=False)
+    after = _neighbour(session, result, later=True)
     mine = _verdicts(session, result.job_id)
     flips = flip_metrics(_verdicts(session, before.job_id), mine) if before is not None else {}
     result.metrics = _with_flips(result, flips)
@@ -99,10 +125,10 @@ def _result_at(session: Session, ckpt_id: int, task: str, field: str) -> tuple[C
     ckpt = session.get(Checkpoint, ckpt_id)
     if ckpt is None:
         raise Invalid(field, f"no checkpoint with id {ckpt_id}", "query")
-    result = latest_results(session, ckpt.run_id, task).get(ckpt.id)
-    if result is None:
+    rid = session.exec(select(newest_result_id(ckpt.run_id, task, ckpt.id))).one()
+    if rid is None:
         raise NotFound(f"checkpoint {ckpt_id} ({field}) has no result for task {task!r}")
-    return ckpt, result
+    return ckpt, session.get(EvalResult, rid)
 
 
 def _sample(row: SampleRow) -> schemas.Sample:

@@ -7,25 +7,34 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import func, literal_column, update
 from sqlmodel import Session, col, select
 
 from eval_service.api.models import Checkpoint, Run, WandbOutbox, utcnow
 from shared.schemas import Algorithm
 
+# An outbox payload holding several W&B rows (one ingest batch: one row per step, in step order)
+# keeps them here; any other payload is one W&B row.
+ROWS_KEY = "rows"
+
+
+def payload_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The W&B rows of one outbox payload, in the order they are logged."""
+    rows = payload.get(ROWS_KEY)
+    return list(rows) if isinstance(rows, list) else [payload]
+
 
 def queue_train_metrics(session: Session, run_id: int, rows: list[tuple[int, str, float]]) -> None:
-    """One outbox row per step of the (step, key, value) rows."""
+    """ONE outbox row for the (step, key, value) rows of an ingest batch, holding one W&B row per
+    step: a row per step cost a statement parameter set each, most of a large batch's time."""
     by_step: dict[int, dict[str, float]] = defaultdict(dict)
     for step, key, value in rows:
         by_step[step][key] = value
     if by_step:
+        steps = [{"train/global_step": step, **values} for step, values in sorted(by_step.items())]
         session.execute(
             WandbOutbox.__table__.insert(),  # type: ignore[attr-defined]
-            [
-                {"run_id": run_id, "payload": {"train/global_step": step, **values}, "created_at": utcnow()}
-                for step, values in sorted(by_step.items())
-            ],
+            {"run_id": run_id, "payload": {ROWS_KEY: steps}, "created_at": utcnow()},
         )
 
 
@@ -57,9 +66,15 @@ def queue_eval(session: Session, run: Run, task: str, step: int, metrics: dict[s
 
 
 def pending(session: Session) -> int:
-    return session.exec(
-        select(func.count()).select_from(WandbOutbox).where(col(WandbOutbox.sent_at).is_(None))
+    """W&B rows waiting to be logged (a batched payload counts each of its rows)."""
+    if session.get_bind().dialect.name == "postgresql":
+        n_rows = func.json_array_length(literal_column(f"wandb_outbox.payload -> '{ROWS_KEY}'"))
+    else:
+        n_rows = func.json_array_length(WandbOutbox.payload, f"$.{ROWS_KEY}")
+    total = session.exec(
+        select(func.coalesce(func.sum(func.coalesce(n_rows, 1)), 0)).where(col(WandbOutbox.sent_at).is_(None))
     ).one()
+    return int(total)
 
 
 def next_batch(session: Session, limit: int) -> list[WandbOutbox]:
@@ -81,3 +96,14 @@ def mark_sent(session: Session, ids: list[int]) -> None:
             .values(sent_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+
+
+def keep_unsent(session: Session, outbox_id: int, rows: list[dict[str, Any]]) -> None:
+    """Leave only `rows` of a batched payload pending: W&B took the others before it failed, and
+    logging them again would duplicate them."""
+    session.execute(
+        update(WandbOutbox)
+        .where(col(WandbOutbox.id) == outbox_id)
+        .values(payload={ROWS_KEY: rows})
+        .execution_options(synchronize_session=False)
+    )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
 
 from eval_service.api.crud import flips, outbox, scores
 from eval_service.api.crud.jobs import get_job
@@ -48,15 +48,34 @@ def get_result(session: Session, job_id: int) -> EvalResult:
     return result
 
 
+TRUNCATED_FINISH = "length"  # the engine's finish_reason when a generation hit max_tokens
+
+
 def list_samples(
-    session: Session, job_id: int, correct: bool | None, category: str | None, offset: int, limit: int
+    session: Session,
+    job_id: int,
+    correct: bool | None,
+    category: str | None,
+    offset: int,
+    limit: int,
+    *,
+    truncated: bool | None = None,
+    q: str | None = None,
 ) -> schemas.SamplePage:
+    """One page of a job's samples, filtered by verdict, category, truncation (finish_reason
+    "length") and `q`, a case-insensitive substring of prompt, response, gold or extracted answer."""
     get_job(session, job_id)
     conds = [SampleRow.job_id == job_id]
     if correct is not None:
         conds.append(SampleRow.correct == correct)
     if category:
         conds.append(SampleRow.category == category)
+    if truncated is not None:
+        hit_max = col(SampleRow.finish_reason) == TRUNCATED_FINISH
+        conds.append(hit_max if truncated else or_(~hit_max, col(SampleRow.finish_reason).is_(None)))
+    if q:
+        fields = (SampleRow.prompt, SampleRow.response, SampleRow.gold, SampleRow.extracted)
+        conds.append(or_(*(col(f).icontains(q, autoescape=True) for f in fields)))
     total = session.exec(select(func.count()).select_from(SampleRow).where(*conds)).one()
     rows = session.exec(
         select(SampleRow)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Literal, NamedTuple
 
-from sqlalchemy import Select, delete, func
+from sqlalchemy import Select, delete, func, text
 from sqlmodel import Session, col, select
 
 from eval_service.api.crud.runs import get_run
@@ -25,35 +25,70 @@ class _Latest(NamedTuple):
     grader_version: str
     checkpoint_state: str  # deleted by retention: results stay, files are gone
     algorithm: str | None  # the training stage that wrote the checkpoint
+    job_id: int  # the job that produced the result
+    info: dict[str, object]  # the worker's timings and engine events
+
+
+# The worker's timing parts of one evaluation (engine load, generation, grading; or the harness run).
+EVAL_TIME_KEYS = ("load_total_s", "gen_s", "grade_s", "harness_eval_s")
+
+
+def eval_seconds(info: dict[str, object]) -> float | None:
+    """Wall time of one evaluation from its result info; None when the worker reported no timing."""
+    parts = [
+        v for k in EVAL_TIME_KEYS if isinstance(v := info.get(k), int | float) and not isinstance(v, bool)
+    ]
+    return round(sum(parts), 4) if parts else None
+
+
+def run_task_names(session: Session, run_id: int) -> list[str]:
+    """The tasks the run has results for, sorted: a loose index scan of ix_results_scores (one
+    lookup per task), not a pass over every result of the run."""
+    q = text(
+        "WITH RECURSIVE t(task) AS ("
+        " SELECT (SELECT min(task) FROM eval_results WHERE run_id = :run)"
+        " UNION ALL"
+        " SELECT (SELECT min(task) FROM eval_results WHERE run_id = :run AND task > t.task)"
+        " FROM t WHERE t.task IS NOT NULL"
+        ") SELECT task FROM t WHERE task IS NOT NULL"
+    )
+    return [t for (t,) in session.execute(q, {"run": run_id})]
+
+
+def _has_results(session: Session, run_id: int, task: str) -> bool:
+    q = select(EvalResult.id).where(EvalResult.run_id == run_id, EvalResult.task == task).limit(1)
+    return session.exec(q).first() is not None
 
 
 def resolve_task(session: Session, run: Run, task: str | None) -> str | None:
     """The task a score query is about: the given one, the run's only one, or its primary task."""
-    tasks = sorted(session.exec(select(EvalResult.task).where(EvalResult.run_id == run.id).distinct()))
     if task is not None:
-        if task not in tasks:
+        if not _has_results(session, run.id, task):
+            tasks = run_task_names(session, run.id)
             raise Invalid("task", f"run {run.name!r} has no results for task {task!r}; has {tasks}", "query")
         return task
+    if run.primary_task is not None and _has_results(session, run.id, run.primary_task):
+        return run.primary_task  # the only task, or the primary one among several
+    tasks = run_task_names(session, run.id)
     if len(tasks) <= 1:
         return tasks[0] if tasks else None
-    if run.primary_task in tasks:
-        return run.primary_task
     raise Invalid("task", f"run {run.name!r} has results for several tasks {tasks}: give one", "query")
 
 
-def _latest_ids(run_id: int, task: str) -> Select:
-    """Ids of the newest result per checkpoint (served by the ix_results_scores index)."""
-    return (
-        select(func.max(EvalResult.id))
-        .where(EvalResult.run_id == run_id, EvalResult.task == task)
-        .group_by(col(EvalResult.checkpoint_id))
-    )
-
-
 def _latest_query(run_id: int, task: str) -> Select:
+    """The newest result of `task` per checkpoint, walking the run's checkpoints in step order
+    (uq_checkpoint_run_step) with one ix_results_scores lookup each: a page reads only its rows."""
+    newest = (
+        select(func.max(EvalResult.id))
+        .where(
+            EvalResult.run_id == run_id, EvalResult.task == task, EvalResult.checkpoint_id == Checkpoint.id
+        )
+        .correlate(Checkpoint)
+        .scalar_subquery()
+    )
     return (
         select(
-            EvalResult.checkpoint_id,
+            Checkpoint.id,
             Checkpoint.step,
             Checkpoint.path,
             Checkpoint.kind,
@@ -62,10 +97,13 @@ def _latest_query(run_id: int, task: str) -> Select:
             EvalResult.grader_version,
             Checkpoint.state,
             Checkpoint.algorithm,
+            EvalResult.job_id,
+            EvalResult.info,
         )
-        .join(Checkpoint, col(Checkpoint.id) == EvalResult.checkpoint_id)
-        .where(col(EvalResult.id).in_(_latest_ids(run_id, task)))
-        .order_by(col(Checkpoint.step), col(EvalResult.checkpoint_id))
+        .select_from(Checkpoint)
+        .join(EvalResult, col(EvalResult.id) == newest)
+        .where(Checkpoint.run_id == run_id)
+        .order_by(col(Checkpoint.step))
     )
 
 
@@ -75,13 +113,16 @@ def _latest_results(
     task: str,
     ckpt_ids: list[int] | None = None,
     *,
+    after_step: int | None = None,
     offset: int = 0,
     limit: int | None = None,
 ) -> list[_Latest]:
     """The newest result per checkpoint, by step; only the asked page is read and decoded."""
     q = _latest_query(run_id, task)
     if ckpt_ids is not None:
-        q = q.where(col(EvalResult.checkpoint_id).in_(ckpt_ids))
+        q = q.where(col(Checkpoint.id).in_(ckpt_ids))
+    if after_step is not None:
+        q = q.where(Checkpoint.step > after_step)
     q = q.offset(offset).limit(limit)
     return [_Latest(*row) for row in session.exec(q)]
 
@@ -97,6 +138,8 @@ def _score_row(latest: _Latest) -> schemas.ScoreRow:
         grader_version=latest.grader_version,
         checkpoint_state=latest.checkpoint_state,
         algorithm=latest.algorithm,
+        job_id=latest.job_id,
+        eval_seconds=eval_seconds(latest.info or {}),
     )
 
 
@@ -107,15 +150,26 @@ def _score_rows(
 
 
 def scores(
-    session: Session, run_ref: str, task: str | None, *, offset: int = 0, limit: int | None = None
+    session: Session,
+    run_ref: str,
+    task: str | None,
+    *,
+    after_step: int | None = None,
+    offset: int = 0,
+    limit: int | None = None,
 ) -> tuple[list[schemas.ScoreRow], int]:
-    """One page of a run's checkpoints with their scores, in step order, and how many there are."""
+    """One page of a run's checkpoints with their scores, in step order (those after `after_step`,
+    then `offset` skipped), and how many checkpoints have a score in all."""
     run = get_run(session, run_ref)
     resolved = resolve_task(session, run, task)
     if resolved is None:
         return [], 0
-    total = session.exec(select(func.count()).select_from(_latest_ids(run.id, resolved).subquery())).one()
-    rows = _latest_results(session, run.id, resolved, offset=offset, limit=limit)
+    total = session.exec(
+        select(func.count(func.distinct(EvalResult.checkpoint_id))).where(
+            EvalResult.run_id == run.id, EvalResult.task == resolved
+        )
+    ).one()
+    rows = _latest_results(session, run.id, resolved, after_step=after_step, offset=offset, limit=limit)
     return [_score_row(r) for r in rows], total
 
 

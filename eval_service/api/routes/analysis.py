@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from eval_service.api.core.db import Database
 from eval_service.api.crud import analysis, flips
 from eval_service.api.deps import get_db, require_reader
+from eval_service.api.responses import CheckpointIdQuery
 from shared import schemas
 
 router = APIRouter(prefix="/v1", tags=["analysis"], dependencies=[Depends(require_reader)])
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["analysis"], dependencies=[Depends(requir
 
 @router.get("/compare/samples", response_model=schemas.SampleFlips)
 def compare_samples(
-    a: int, b: int, task: str | None = None, db: Database = Depends(get_db)
+    a: CheckpointIdQuery, b: CheckpointIdQuery, task: str | None = None, db: Database = Depends(get_db)
 ) -> schemas.SampleFlips:
     with db.read() as session:
         return flips.sample_flips(session, a, b, task)
@@ -39,7 +40,7 @@ def question(
 def run_samples(
     run: str,
     task: str | None = None,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**63 - 1),
     limit: int = Query(1000, ge=1, le=10_000),
     db: Database = Depends(get_db),
 ) -> schemas.ExportPage:

@@ -85,12 +85,16 @@ def samples(
     job_id: JobId,
     correct: bool | None = None,
     category: str | None = None,
-    offset: int = Query(0, ge=0),
+    truncated: bool | None = Query(None, description="only samples that hit max_tokens (or none of them)"),
+    q: str | None = Query(None, max_length=200, description="text in prompt, response, gold or answer"),
+    offset: int = Query(0, ge=0, le=2**63 - 1),
     limit: int = Query(100, ge=1, le=10_000),
     db: Database = Depends(get_db),
 ) -> schemas.SamplePage:
     with db.read() as session:
-        return results.list_samples(session, job_id, correct, category, offset, limit)
+        return results.list_samples(
+            session, job_id, correct, category, offset, limit, truncated=truncated, q=q
+        )
 
 
 @router.post(

@@ -64,12 +64,15 @@ def get_run(run: str, db: Database = Depends(get_db)) -> schemas.RunRead:
     responses=errors(404),
 )
 def train_metrics(
-    run: str, key: str | None = None, db: Database = Depends(get_db)
+    run: str,
+    key: str | None = None,
+    since_step: int | None = Query(None, ge=0, description="only rows after this step (polling)"),
+    db: Database = Depends(get_db),
 ) -> list[schemas.TrainMetricRow]:
     with db.read() as session:
         return [
             schemas.TrainMetricRow.model_validate(m, from_attributes=True)
-            for m in runs.list_train_metrics(session, run, key)
+            for m in runs.list_train_metrics(session, run, key, since_step)
         ]
 
 

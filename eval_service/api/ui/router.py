@@ -63,8 +63,10 @@ def ui_router(settings: ServerSettings) -> APIRouter:
         return render(request, "job.html", f"job {job_id}", job=job_id)
 
     @pages.get("/compare", response_class=HTMLResponse)
-    def compare_page(request: Request, a: int, b: int, run: str | None = None) -> HTMLResponse:
-        return render(request, "compare.html", f"compare {a} vs {b}", a=a, b=b, run=run or "")
+    def compare_page(
+        request: Request, a: int, b: int, run: str | None = None, task: str | None = None
+    ) -> HTMLResponse:
+        return render(request, "compare.html", f"compare {a} vs {b}", a=a, b=b, run=run or "", task=task)
 
     router = APIRouter(include_in_schema=False)
     router.include_router(pages)

@@ -1,166 +1,30 @@
 """The dashboard in a real headless Chromium (Selenium + Debian's chromium-driver) against a real
-ledger (uvicorn on loopback, SQLite file) filled through the HTTP API the way a short run fills it:
-train metrics, then checkpoints enqueued, claimed and completed with graded samples."""
+ledger (uvicorn on loopback, SQLite file) filled through the HTTP API the way a short run fills it
+(tests/eval_service/api/dashboard_ledger.py). Screenshots land in the test's tmp dir and, with
+DUET_SCREENSHOT_DIR set, there too (CI keeps them as artifacts)."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from eval_service.api.core.config import ServerSettings
-from eval_service.api.main import create_app
-from eval_service.api.ui import ui_router
-from shared.grading import aggregate
-from shared.schemas import CompleteRequest, EvalSpec, Sample, TrainMetricRow
-from tests.fixtures.ledger import LedgerServer
+from shared.schemas import TrainMetricRow
+from tests.eval_service.api import dashboard_ledger
+from tests.eval_service.api.dashboard_ledger import FLIPS_20_30, OUTCOMES, RUN, TASK, T, W
 
-RUN, TASK = "demo", "ones_digit"
+dashboard_factory = dashboard_ledger.dashboard_factory  # the seeded ledger fixture
+
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 WAIT_S = 20
-
-# Per checkpoint step, each question's outcome: None = correct, else (category, finish_reason).
-T, W, N = ("truncated", "length"), ("wrong_answer", "stop"), ("no_answer", "stop")
-OUTCOMES: dict[int, list] = {
-    10: [T, W, N, None, W, T],
-    20: [None, W, None, None, W, T],
-    30: [None, None, None, W, None, T],
-    40: [None, None, None, None, None, None],  # posted while the page is open
-}
-FLIPS_20_30 = {1, 3, 4}  # questions whose verdict differs between steps 20 and 30
-
-
-def _samples(step: int) -> list[Sample]:
-    out = []
-    for i, outcome in enumerate(OUTCOMES[step]):
-        gold = str((i * 7) % 10)
-        category, finish = outcome or ("correct", "stop")
-        answer = gold if outcome is None else str((int(gold) + 1) % 10)
-        extracted = None if category in ("truncated", "no_answer") else answer
-        response = f"Multiply the ones digits: {i} x 7. The answer is #### {answer}"
-        if category == "truncated":
-            response = f"Multiply the ones digits: {i} x 7, carry, and again " * 3
-        out.append(
-            Sample(
-                index=i,
-                prompt=f"What is the ones digit of {i}3 x 17?",
-                response=response,
-                gold=gold,
-                extracted=extracted,
-                correct=outcome is None,
-                format_ok=category in ("correct", "wrong_answer"),
-                category=category,
-                num_tokens=len(response.split()),
-                finish_reason=finish,
-                mean_entropy=0.1 * (i + 1),
-            )
-        )
-    return out
-
-
-@dataclass
-class Dashboard:
-    """A started ledger serving the dashboard; `srv` holds its paths, tokens and clients."""
-
-    srv: LedgerServer
-    ckpt: dict[int, int]  # step -> checkpoint id
-    job: dict[int, int]  # step -> done job id
-
-    @property
-    def url(self) -> str:
-        return self.srv.url
-
-    def evaluate(self, step: int) -> None:
-        """What a worker does for one checkpoint: enqueue, claim, complete with graded samples."""
-        c = self.srv.client()
-        path = self.srv.checkpoint_root / RUN / f"checkpoint-{step}"
-        path.mkdir(parents=True, exist_ok=True)
-        job = c.enqueue(EvalSpec(task=TASK, limit=6), path=str(path), run=RUN).job
-        lease = c.claim("worker-1", tasks=[TASK])
-        assert lease is not None and lease.job.id == job.id
-        samples = _samples(step)
-        info = {"engine_event": "reload", "load_total_s": 0.4, "gen_s": 1.5, "grade_s": 0.1}
-        c.complete(
-            job.id,
-            CompleteRequest(
-                worker_id="worker-1",
-                attempt=lease.attempt,
-                metrics=aggregate(samples),
-                samples=samples,
-                info=info,
-                load_mode="swap",
-            ),
-        )
-        self.ckpt[step], self.job[step] = job.checkpoint_id, job.id
-
-
-def _serve(srv: LedgerServer, read_auth: bool) -> Callable[[], None]:
-    """Serve create_app + the dashboard router with real uvicorn in a thread; returns a stop function."""
-    settings = ServerSettings(
-        db_url=f"sqlite:///{srv.db_path}",
-        api_token=srv.token,
-        admin_token=srv.admin_token,
-        checkpoint_root=srv.checkpoint_root,
-        read_auth=read_auth,
-        wandb_enabled=False,
-        sweep_interval_s=0.5,
-    )
-    app = create_app(settings)
-    if not any(getattr(r, "path", None) == "/" for r in app.routes):  # until the app wires it in itself
-        app.include_router(ui_router(settings))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=srv.port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="dashboard-ledger", daemon=True)
-    thread.start()
-    srv.client(retry_for_s=30).health()  # retries until uvicorn answers
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-    return stop
-
-
-@pytest.fixture
-def dashboard_factory(tmp_path: Path) -> Iterator[Callable[..., Dashboard]]:
-    stops: list[Callable[[], None]] = []
-
-    def make(read_auth: bool = False) -> Dashboard:
-        srv = LedgerServer(tmp_path / f"ledger{len(stops)}")
-        stops.append(_serve(srv, read_auth))
-        c = srv.client()
-        run = c.create_run(RUN, base_model="tiny-llama", primary_task=TASK)
-        rows = [TrainMetricRow(step=s, key="train/loss", value=2.5 / s) for s in range(1, 31)]
-        rows += [
-            TrainMetricRow(step=s, key="train/learning_rate", value=1e-4 * (1 - s / 40)) for s in range(1, 31)
-        ]
-        c.log_train_metrics(run.id, rows)
-        d = Dashboard(srv, {}, {})
-        for step in (10, 20, 30):
-            d.evaluate(step)
-        # one job that died (its checkpoint refused) and one still waiting, for the queue table
-        other = EvalSpec(task="addition", limit=6)
-        c.enqueue(other, path=str(srv.checkpoint_root / RUN / "checkpoint-10"), run=RUN)
-        c.enqueue(other, path=str(srv.checkpoint_root / RUN / "checkpoint-20"), run=RUN)
-        lease = c.claim("worker-2", tasks=["addition"])
-        c.fail(lease, "config.json: not a checkpoint", retryable=False)
-        return d
-
-    yield make
-    for stop in stops:
-        stop()
 
 
 @pytest.fixture
@@ -196,10 +60,14 @@ def _steps(driver: webdriver.Chrome) -> list[int]:
     return [int(r.get_attribute("data-step")) for r in rows]
 
 
-def _series(driver: webdriver.Chrome, chart: str) -> int:
-    el = driver.find_element(By.ID, chart)
-    assert el.find_elements(By.TAG_NAME, "canvas"), f"{chart} has no canvas"
-    return int(el.get_attribute("data-series"))
+def _chart(driver: webdriver.Chrome, css: str, attr: str = "data-series") -> int:
+    """How many series (or points) the chart matching `css` draws."""
+    el = driver.find_element(By.CSS_SELECTOR, css)
+    assert el.find_elements(By.TAG_NAME, "canvas"), f"{css} has no canvas"
+    return int(el.get_attribute(attr))
+
+
+TRAIN_CHART, EVAL_CHART = "#chart-train", f'.chart[data-task="{TASK}"]'
 
 
 @pytest.mark.slow
@@ -208,10 +76,11 @@ def test_run_page_shows_curves_checkpoints_queue_and_updates_live(dashboard_fact
     browser.get(f"{d.url}/runs/{RUN}")
     _wait(browser, _ready, "the run page to render")
     assert _steps(browser) == [30, 20, 10]  # newest first, every checkpoint
-    assert _series(browser, "chart-train") == 2  # train/loss and train/learning_rate
+    assert _chart(browser, TRAIN_CHART) == 2  # train/loss and train/learning_rate
+    assert _chart(browser, TRAIN_CHART, "data-points") == 30
     scores = d.srv.client().scores(RUN)
     every_metric = set().union(*(r.metrics for r in scores))
-    assert _series(browser, "chart-eval") == len(every_metric)
+    assert _chart(browser, EVAL_CHART) == len(every_metric)  # every metric of the suite entry
     metrics = scores[0].metrics
     row = browser.find_element(By.ID, "step-10")
     cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
@@ -227,9 +96,16 @@ def test_run_page_shows_curves_checkpoints_queue_and_updates_live(dashboard_fact
 
     browser.execute_script("window.__sameDocument = true")  # gone if the page reloaded
     d.evaluate(40)
+    d.srv.client().log_train_metrics(
+        d.run_id, [TrainMetricRow(step=s, key="train/loss", value=2.5 / s) for s in range(31, 41)]
+    )
     _wait(browser, lambda b: _steps(b) == [40, 30, 20, 10], "the new checkpoint row")
-    _wait(browser, lambda b: b.find_element(By.ID, "chart-eval").get_attribute("data-points") == "4", "chart")
+    _wait(browser, lambda b: _chart(b, EVAL_CHART, "data-points") == 4, "the new point on the eval chart")
+    _wait(browser, lambda b: _chart(b, TRAIN_CHART, "data-points") == 40, "the new train steps")
     assert browser.execute_script("return window.__sameDocument === true")
+    # polls ask only for the train steps after the newest one drawn
+    asked = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any("train-metrics" in u and "since_step=30" in u for u in asked), asked
     assert browser.find_element(By.ID, "step-40").find_elements(By.TAG_NAME, "td")[1].text == "1.000"
 
 
@@ -268,11 +144,16 @@ def test_sample_filter_shows_only_failed_samples_of_the_chosen_category(dashboar
     _wait(browser, lambda b: shown(b) == want, "only the wrong answers")
 
     Select(browser.find_element(By.NAME, "category")).select_by_value("")
-    browser.find_element(By.NAME, "truncated").click()  # a filter the browser applies itself
+    browser.find_element(By.NAME, "truncated").click()  # finish_reason "length"
     want = [(str(i), "truncated", "false") for i, o in enumerate(OUTCOMES[10]) if o == T]
     _wait(browser, lambda b: shown(b) == want, "only the truncated samples")
 
     browser.find_element(By.NAME, "truncated").click()
+    Select(browser.find_element(By.NAME, "correct")).select_by_value("")
+    browser.find_element(By.NAME, "q").send_keys("OF 43 X")  # text search, any case
+    _wait(browser, lambda b: [x[0] for x in shown(b)] == ["4"], "the one question that matches")
+    browser.find_element(By.NAME, "q").clear()
+    browser.execute_script("document.forms.filters.q.dispatchEvent(new Event('input'))")
     Select(browser.find_element(By.NAME, "correct")).select_by_value("true")
     _wait(browser, lambda b: shown(b) == [("3", "correct", "true")], "the correct one")
     mark = browser.find_element(By.CSS_SELECTOR, "#samples article mark")
@@ -282,7 +163,7 @@ def test_sample_filter_shows_only_failed_samples_of_the_chosen_category(dashboar
 @pytest.mark.slow
 def test_compare_page_lists_exactly_the_flipped_questions(dashboard_factory, browser):
     d = dashboard_factory()
-    browser.get(f"{d.url}/compare?a={d.ckpt[20]}&b={d.ckpt[30]}&run={RUN}")
+    browser.get(f"{d.url}/compare?a={d.ckpt[20]}&b={d.ckpt[30]}&run={RUN}&task={TASK}")
     _wait(browser, _ready, "the compare page")
     rows = browser.find_elements(By.CSS_SELECTOR, "#flips tbody tr")
     flipped = {int(r.get_attribute("data-index")): r.get_attribute("data-direction") for r in rows}
@@ -292,15 +173,9 @@ def test_compare_page_lists_exactly_the_flipped_questions(dashboard_factory, bro
 
 
 @pytest.mark.slow
-def test_read_auth_pages_and_data_need_the_token(dashboard_factory, browser):
+def test_read_auth_browser_opens_pages_with_a_token_link(dashboard_factory, browser):
+    # the HTTP side of read auth (every page, data and asset route) is in test_ui_security.py
     d = dashboard_factory(read_auth=True)
-    for path in ("/", f"/runs/{RUN}", f"/jobs/{d.job[10]}", "/compare?a=1&b=2", "/v1/runs"):
-        assert httpx.get(d.url + path).status_code == 401, path
-        assert httpx.get(d.url + path, params={"token": "wrong"}).status_code == 401, path
-        ok = httpx.get(d.url + path, headers={"Authorization": f"Bearer {d.srv.token}"})
-        assert ok.status_code == 200, path
-    assert httpx.get(f"{d.url}/ui/static/run.js").status_code == 200  # assets hold no data
-
     browser.get(f"{d.url}/runs/{RUN}")
     assert "missing API token" in browser.page_source
     browser.get(f"{d.url}/runs/{RUN}?token={d.srv.token}")
@@ -309,26 +184,3 @@ def test_read_auth_pages_and_data_need_the_token(dashboard_factory, browser):
     assert "token=" not in browser.current_url  # kept in sessionStorage, not in the address bar
     browser.find_element(By.CSS_SELECTOR, "header nav a").click()  # links carry it on
     _wait(browser, lambda b: b.find_elements(By.CSS_SELECTOR, f'#runs tr[data-run="{RUN}"]'), "runs page")
-
-
-def test_static_route_refuses_path_escapes(dashboard_factory):
-    d = dashboard_factory()
-    secret = (Path(__file__).resolve().parents[3] / "pyproject.toml").read_text()[:40]
-    for raw in (
-        "/ui/static/../../pyproject.toml",
-        "/ui/static/../../../../../../pyproject.toml",
-        "/ui/static/%2e%2e/%2e%2e/router.py",
-        "/ui/static/..%2f..%2frouter.py",
-        "/ui/static/vendor/../../templates/base.html",
-        "/ui/static/..",
-        "/ui/static/",
-    ):
-        # http.client sends the path as written; httpx and browsers would remove the dot segments
-        conn = http.client.HTTPConnection("127.0.0.1", d.srv.port, timeout=10)
-        conn.request("GET", raw)
-        res = conn.getresponse()
-        body = res.read().decode(errors="replace")
-        conn.close()
-        assert res.status == 404, (raw, res.status)
-        assert secret not in body and "{% block" not in body
-    assert httpx.get(f"{d.url}/ui/static/vendor/uPlot.iife.min.js").status_code == 200

@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--lora", type=Path, required=True)
     ap.add_argument("--full", type=Path, nargs=2, required=True, help="two full checkpoints")
     ap.add_argument("--prompts", type=Path, required=True)
+    ap.add_argument("--dtype", default="float32")
     a = ap.parse_args()
     from eval_service.worker.canary import run_canary
     from eval_service.worker.config import WorkerSettings
@@ -46,7 +47,7 @@ def main() -> None:
 
     prompts = json.loads(a.prompts.read_text())
     spec = SamplingSpec(max_tokens=12)
-    settings = WorkerSettings(dtype="float32", enable_lora=True, max_lora_rank=8, base_model=a.base)
+    settings = WorkerSettings(dtype=a.dtype, enable_lora=True, max_lora_rank=8, base_model=a.base)
     backend = VLLMBackend(settings)
     steps: dict[str, Any] = {}
 

@@ -13,6 +13,7 @@ const duetCharts = (() => {
   }
 
   // uPlot's default ticks round 1e-4 to "0": learning rates need significant digits, not decimals
+  const HEIGHT = 260;
   const tick = (v) => (v !== 0 && Math.abs(v) < 0.01 ? v.toExponential(1) : String(+v.toPrecision(4)));
 
   class LineChart {
@@ -21,6 +22,14 @@ const duetCharts = (() => {
       this.scales = scales;
       this.plot = null;
       this.key = "";
+      // the grid re-flows as charts are added (one per suite entry) and with the window: follow it
+      new ResizeObserver(() => {
+        if (this.plot && this.container.clientWidth !== this.plot.width) this.plot.setSize({ width: this.width(), height: HEIGHT });
+      }).observe(container);
+    }
+
+    width() {
+      return Math.max(320, this.container.clientWidth);
     }
 
     update(series) {
@@ -37,8 +46,9 @@ const duetCharts = (() => {
       this.key = key;
       const used = Object.entries(this.scales).filter(([name]) => series.some((s) => s.scale === name));
       const opts = {
-        width: Math.max(320, this.container.clientWidth),
-        height: 260,
+        width: this.width(),
+        height: HEIGHT,
+        legend: { live: false }, // names only: 30 metrics with values under the cursor is a wall of text
         scales: { x: { time: false } },
         axes: [
           { label: "train/global_step" },

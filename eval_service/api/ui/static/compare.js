@@ -1,26 +1,9 @@
-// Compare page: metric deltas of two checkpoints and the questions whose verdict flipped.
-// The ledger has no route listing flips yet, so they are matched here from the two jobs' samples.
+// Compare page: metric deltas of two checkpoints and the questions whose verdict flipped
+// (the ledger's /v1/compare and /v1/compare/samples: first generations, matched by question id).
 "use strict";
 
 (() => {
   const { api, el, fmt, page, live } = duet;
-  const CHUNK = 10000; // the samples route's largest page
-
-  async function allSamples(jobId) {
-    const out = [];
-    for (let offset = 0; ; offset += CHUNK) {
-      const res = await api(`/v1/jobs/${jobId}/samples`, { offset, limit: CHUNK });
-      out.push(...res.items);
-      if (out.length >= res.total || res.items.length === 0) return out;
-    }
-  }
-
-  // The newest done job of a checkpoint (for `task` when given): the one whose result compare shows.
-  function doneJob(jobs, checkpointId, task) {
-    const job = jobs.find((j) => j.checkpoint_id === checkpointId && j.status === "done" && (!task || j.spec.task === task));
-    if (!job) throw new Error(`checkpoint ${checkpointId} has no finished eval job${task ? ` for task ${task}` : ""}`);
-    return job;
-  }
 
   function deltas(cmp) {
     document.getElementById("step-a").textContent = cmp.a.step;
@@ -42,38 +25,30 @@
     el("strong", {}, s.correct ? "correct" : s.category), " · extracted ", el("code", {}, s.extracted ?? "–"),
     el("pre", {}, s.response));
 
-  function flips(samplesA, samplesB) {
-    const key = (s) => `${s.index}:${s.sample}`;
-    const byKey = new Map(samplesA.map((s) => [key(s), s]));
-    const rows = [];
-    for (const b of samplesB) {
-      const a = byKey.get(key(b));
-      if (a && a.correct !== b.correct) rows.push([a, b]);
-    }
-    rows.sort(([x], [y]) => x.index - y.index || x.sample - y.sample);
-    const fixed = rows.filter(([, b]) => b.correct).length;
+  function flips(res) {
+    const rows = [...res.learned.map((f) => [f, "fixed"]), ...res.forgotten.map((f) => [f, "broken"])];
+    rows.sort(([x], [y]) => x.a.index - y.a.index || (x.question_id < y.question_id ? -1 : 1));
+    document.getElementById("task").textContent = res.task;
     document.getElementById("flip-count").textContent =
-      `${rows.length} flipped: ${fixed} wrong → right, ${rows.length - fixed} right → wrong (of ${samplesB.length} samples)`;
+      `${rows.length} flipped: ${res.learned.length} wrong → right, ${res.forgotten.length} right → wrong ` +
+      `(of ${res.common} questions evaluated at both)`;
     document.querySelector("#flips tbody").replaceChildren(
-      ...rows.map(([a, b]) => el("tr", { dataset: { index: a.index, sample: a.sample, direction: b.correct ? "fixed" : "broken" } },
-        el("td", { class: "num" }, a.sample ? `${a.index}.${a.sample}` : a.index),
-        el("td", {}, el("pre", {}, a.prompt)),
-        el("td", {}, el("code", {}, a.gold)),
-        el("td", {}, verdict(a)),
-        el("td", {}, verdict(b)))),
+      ...rows.map(([f, direction]) => el("tr", { dataset: { index: f.a.index, question: f.question_id, direction } },
+        el("td", { class: "num", title: `question ${f.question_id}` }, f.a.index),
+        el("td", {}, el("pre", {}, f.a.prompt)),
+        el("td", {}, el("code", {}, f.a.gold)),
+        el("td", {}, verdict(f.a)),
+        el("td", {}, verdict(f.b)))),
     );
   }
 
   let done = false;
   live(async () => {
     if (done) return; // both results are final: nothing to re-read
-    const cmp = await api("/v1/compare", { a: page.a, b: page.b });
+    const q = { a: page.a, b: page.b, task: page.task };
+    const [cmp, res] = await Promise.all([api("/v1/compare", q), api("/v1/compare/samples", q)]);
     deltas(cmp);
-    const jobs = await api("/v1/jobs", { status: "done", run: page.run, limit: 10000 });
-    const jobA = doneJob(jobs, page.a);
-    const jobB = doneJob(jobs, page.b, jobA.spec.task);
-    const [sa, sb] = await Promise.all([allSamples(jobA.id), allSamples(jobB.id)]);
-    flips(sa, sb);
+    flips(res);
     done = true;
     document.body.dataset.ready = "1";
   });

@@ -5,11 +5,9 @@
   const { api, el, fmt, enc, page, live, showError } = duet;
   const jobId = page.job;
   const PAGE_ROWS = 20;
-  const SCAN_CHUNK = 1000; // samples read per request when a filter only the browser can apply is on
   const form = document.getElementById("filters");
   let pageNo = 0;
   let seq = 0; // the newest request for samples; answers to older ones are dropped
-  let scan = null; // {key, items, offset, done}: matches found so far for the browser-side filters
 
   function breakdown(metrics) {
     // the share of samples per grade category: correct, wrong answer, then each format failure
@@ -64,48 +62,27 @@
   }
 
   function filters() {
-    return { correct: form.correct.value, category: form.category.value, truncated: form.truncated.checked, q: form.q.value.trim().toLowerCase() };
+    return { correct: form.correct.value, category: form.category.value, truncated: form.truncated.checked ? "true" : "", q: form.q.value.trim() };
   }
 
-  const matches = (s, f) =>
-    (!f.truncated || s.finish_reason === "length") &&
-    (!f.q || [s.prompt, s.response, s.gold, s.extracted || ""].some((t) => t.toLowerCase().includes(f.q)));
-
-  async function readPage(f, gen) {
-    const server = { correct: f.correct, category: f.category };
-    if (!f.truncated && !f.q) {
-      const res = await api(`/v1/jobs/${jobId}/samples`, { ...server, offset: pageNo * PAGE_ROWS, limit: PAGE_ROWS });
-      return { items: res.items, total: res.total, exact: true };
-    }
-    // truncation and text search are not query parameters of the samples route: read the
-    // server-filtered samples in chunks until this page is full, keeping what was scanned
-    const key = JSON.stringify(f);
-    if (!scan || scan.key !== key) scan = { key, items: [], offset: 0, done: false };
-    const want = (pageNo + 1) * PAGE_ROWS + 1;
-    while (!scan.done && scan.items.length < want) {
-      const res = await api(`/v1/jobs/${jobId}/samples`, { ...server, offset: scan.offset, limit: SCAN_CHUNK });
-      if (gen !== seq) return null;
-      scan.items.push(...res.items.filter((s) => matches(s, f)));
-      scan.offset += res.items.length;
-      scan.done = res.items.length < SCAN_CHUNK || scan.offset >= res.total;
-    }
-    const items = scan.items.slice(pageNo * PAGE_ROWS, (pageNo + 1) * PAGE_ROWS);
-    return { items, total: scan.items.length, exact: scan.done };
+  // Every filter is a query parameter of the samples route: the ledger filters and pages.
+  async function readPage(f) {
+    const res = await api(`/v1/jobs/${jobId}/samples`, { ...f, offset: pageNo * PAGE_ROWS, limit: PAGE_ROWS });
+    return { items: res.items, total: res.total };
   }
 
   async function showSamples() {
     const f = filters();
     const gen = ++seq;
-    const got = await readPage(f, gen);
-    if (got === null || gen !== seq) return; // a newer filter or page was asked for meanwhile
-    const { items, total, exact } = got;
+    const { items, total } = await readPage(f);
+    if (gen !== seq) return; // a newer filter or page was asked for meanwhile
     document.getElementById("samples").replaceChildren(...items.map(sampleCard));
     const first = pageNo * PAGE_ROWS;
     document.getElementById("sample-count").textContent = items.length
-      ? `samples ${first + 1}–${first + items.length} of ${exact ? total : `at least ${total}`}`
+      ? `samples ${first + 1}–${first + items.length} of ${total}`
       : "no samples match";
     const pager = document.getElementById("sample-pager");
-    const more = exact ? first + PAGE_ROWS < total : true;
+    const more = first + PAGE_ROWS < total;
     pager.replaceChildren(
       el("button", { type: "button", class: "prev", disabled: pageNo === 0 }, "previous"),
       ` page ${pageNo + 1} `,
