@@ -228,9 +228,10 @@ def main() -> None:
         try:
             times = [run_page_ms(driver, f"{url}/runs/{RUN}") for _ in range(a.repeats)]
             poll = poll_bytes(driver)
+            driver.save_screenshot(str(work / "dashboard-run-big.png"))
             job_ready, next_ms = pagination_ms(driver, f"{url}/jobs/{a.checkpoints // 2}")
             found_ms, found = search_ms(driver, f"Question {a.samples // 2}:")
-            driver.save_screenshot(str(work / "dashboard-run-big.png"))
+            driver.save_screenshot(str(work / "dashboard-job-big.png"))
         finally:
             driver.quit()
     finally:

@@ -182,11 +182,13 @@ def _up(
         logs / f"worker-{run}.log",
         env,
     )  # fmt: skip
+    # Retention asks for a final result of each suite entry due (by cadence) before it deletes.
+    retention_suite = ["--retention.suite", str(suite)] if suite is not None else []
     trainer = Service(
         "trainer",
         duet_argv(
             "train", "--config", str(config), "--model", str(model), "--output_dir", str(checkpoints),
-            "--run_name", run, "--resume", *train_args,
+            "--run_name", run, "--resume", *train_args, *retention_suite,
         ),
         logs / f"trainer-{run}.log",
         env,
@@ -201,7 +203,7 @@ def _up(
             "GRPO trainer",
             duet_argv(
                 "train", *grpo, "--model", str(model), "--output_dir", str(grpo_dir), "--run_name", run,
-                "--init_from_best", run, "--resume",
+                "--init_from_best", run, "--resume", *retention_suite,
             ),
             logs / f"trainer-grpo-{run}.log",
             env,

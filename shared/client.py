@@ -22,6 +22,7 @@ from tenacity import (
 )
 
 from shared.config import ClientSettings
+from shared.retention import RetentionCandidate, RetentionGrant, RetentionGrantRequest
 from shared.schemas import (
     BestResult,
     CheckpointCreate,
@@ -43,9 +44,6 @@ from shared.schemas import (
     RegradeRequest,
     ReleaseRequest,
     ResultRead,
-    RetentionCandidate,
-    RetentionGrant,
-    RetentionGrantRequest,
     RunCreate,
     RunRead,
     RunSummary,

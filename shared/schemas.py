@@ -129,30 +129,6 @@ class CheckpointRead(BaseModel):
     deleted_at: datetime | None = None
 
 
-class RetentionCandidate(BaseModel):
-    """A checkpoint the trainer would delete, with the suite entries due for it (by cadence)."""
-
-    checkpoint_id: Id
-    due: list[Name] = Field(default_factory=list, max_length=1000)
-
-
-class RetentionGrantRequest(BaseModel):
-    candidates: list[RetentionCandidate] = Field(max_length=10_000)
-
-
-class RetentionRefusal(BaseModel):
-    checkpoint_id: int
-    step: int
-    reason: str  # why it must stay, e.g. "job 7 (math500) is queued"
-
-
-class RetentionGrant(BaseModel):
-    """What the ledger granted (now `deleting`: delete these, then report each deleted) and what not."""
-
-    granted: list[CheckpointRead]
-    refused: list[RetentionRefusal]
-
-
 # --- eval jobs --------------------------------------------------------------------------------
 
 # A suite entry's name: a path segment of its metric keys (`eval/<name>/accuracy`).

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from shared.checkpoint import published_checkpoints
 from shared.client import DuetClientError, LedgerClient, LedgerError
-from shared.schemas import CheckpointRead, CheckpointState, RetentionCandidate, ScoreRow
+from shared.retention import RetentionCandidate
+from shared.schemas import CheckpointRead, CheckpointState, ScoreRow
 from shared.suite import (
     RESERVED_NAMES,
     Suite,

@@ -12,7 +12,8 @@ import pytest
 
 from shared.checkpoint import published_checkpoints
 from shared.client import LedgerError, error_detail
-from shared.schemas import CheckpointRead, CheckpointState, RetentionCandidate
+from shared.retention import RetentionCandidate
+from shared.schemas import CheckpointRead, CheckpointState
 from tests.trainer_service.retention_scenario import Run, publish, spec, two_entry_suite
 from trainer_service.config import RetentionSettings
 from trainer_service.retention import RetentionHooks, apply_retention, plan_retention

@@ -21,6 +21,7 @@ from eval_service.api.crud.runs import get_run
 from eval_service.api.errors import Conflict, Invalid, NotFound
 from eval_service.api.models import Checkpoint, EvalJob, utcnow
 from shared import schemas
+from shared.retention import RetentionGrant, RetentionGrantRequest, RetentionRefusal
 from shared.schemas import ACTIVE_STATUSES, CheckpointState, JobStatus
 
 # A suite entry's result is final once a job for it is done, or dead (out of attempts, or refused):
@@ -82,32 +83,30 @@ def _refusal(session: Session, ckpt: Checkpoint, due: list[str]) -> str | None:
     return None
 
 
-def grant(session: Session, run_ref: str, body: schemas.RetentionGrantRequest) -> schemas.RetentionGrant:
+def grant(session: Session, run_ref: str, body: RetentionGrantRequest) -> RetentionGrant:
     """Mark each candidate `deleting` if nothing needs it: not pinned, not the baseline, no queued
     or leased job, and a final result (done or dead) for every suite entry due for it. A candidate
     already `deleting` is granted again (the trainer's earlier answer may have been lost)."""
     run = get_run(session, run_ref)
     due = {c.checkpoint_id: c.due for c in body.candidates}
     granted: list[schemas.CheckpointRead] = []
-    refused: list[schemas.RetentionRefusal] = []
+    refused: list[RetentionRefusal] = []
     for ckpt_id in sorted(due):  # one lock order for every grant: two never deadlock
         ckpt = _locked(session, ckpt_id)
         if ckpt.run_id != run.id:
             raise Invalid("candidates", f"checkpoint {ckpt_id} is not a checkpoint of run {run.name!r}")
         if ckpt.state == CheckpointState.deleted:
-            refused.append(
-                schemas.RetentionRefusal(checkpoint_id=ckpt_id, step=ckpt.step, reason="already deleted")
-            )
+            refused.append(RetentionRefusal(checkpoint_id=ckpt_id, step=ckpt.step, reason="already deleted"))
             continue
         reason = None if ckpt.state == CheckpointState.deleting else _refusal(session, ckpt, due[ckpt_id])
         if reason is not None:
-            refused.append(schemas.RetentionRefusal(checkpoint_id=ckpt_id, step=ckpt.step, reason=reason))
+            refused.append(RetentionRefusal(checkpoint_id=ckpt_id, step=ckpt.step, reason=reason))
             continue
         ckpt.state = CheckpointState.deleting
         session.add(ckpt)
         granted.append(checkpoint_read(ckpt))
     session.flush()
-    return schemas.RetentionGrant(granted=granted, refused=refused)
+    return RetentionGrant(granted=granted, refused=refused)
 
 
 def mark_deleted(session: Session, checkpoint_id: int) -> Checkpoint:

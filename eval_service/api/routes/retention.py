@@ -13,6 +13,7 @@ from eval_service.api.deps import get_db, require_reader, require_writer
 from eval_service.api.responses import errors
 from shared import schemas
 from shared.fields import INT64_MAX
+from shared.retention import RetentionGrant, RetentionGrantRequest
 
 router = APIRouter(prefix="/v1", tags=["retention"], responses=errors(401, 404, 422))
 
@@ -21,13 +22,11 @@ CheckpointId = Annotated[int, Path(ge=0, le=INT64_MAX)]
 
 @router.post(
     "/runs/{run}/retention/grant",
-    response_model=schemas.RetentionGrant,
+    response_model=RetentionGrant,
     dependencies=[Depends(require_writer)],
     responses=errors(413),
 )
-def grant(
-    run: str, body: schemas.RetentionGrantRequest, db: Database = Depends(get_db)
-) -> schemas.RetentionGrant:
+def grant(run: str, body: RetentionGrantRequest, db: Database = Depends(get_db)) -> RetentionGrant:
     """Grant the deletion of every candidate nothing needs any more (each becomes `deleting`, and
     enqueue refuses it from then on); the others come back with the reason they must stay."""
     with db.write() as session:

@@ -14,7 +14,8 @@ from trainer_service.reporter import Reporter
 
 pytestmark = pytest.mark.slow
 
-STEPS, KEYS, KILLS = 400, 25, 5
+STEPS, KEYS, KILLS = 1000, 25, 5
+STEP_S = 0.01  # a (very fast) training step: the stream lasts through every kill
 
 
 @pytest.fixture
@@ -44,6 +45,7 @@ def test_repeated_sigkill_during_ingest_keeps_every_row_once(ledger, tmp_path):
     def train() -> None:  # the training loop: never blocks on the ledger
         for step in range(STEPS):
             reporter.log("kill-run", step, {f"train/k{k}": step + k / 100 for k in range(KEYS)})
+            time.sleep(STEP_S)  # the step's compute, not synchronisation
 
     trainer = threading.Thread(target=train)
     trainer.start()

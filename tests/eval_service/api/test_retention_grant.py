@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from shared.client import LedgerError, error_detail
-from shared.schemas import CompleteRequest, RetentionCandidate
+from shared.retention import RetentionCandidate
+from shared.schemas import CompleteRequest
 from tests.trainer_service.retention_scenario import Run, spec
 
 

@@ -16,7 +16,7 @@ from eval_service.api.core.db import Database
 from eval_service.api.crud import jobs, retention
 from shared import schemas
 from shared.client import LedgerError, error_detail
-from shared.schemas import RetentionCandidate
+from shared.retention import RetentionCandidate, RetentionGrantRequest
 from tests.trainer_service.retention_scenario import Run, spec
 
 
@@ -48,9 +48,7 @@ def test_enqueue_waiting_on_an_open_grant_is_refused(ledger):
     run = _scored_run(ledger, "t-lock-a")
     client = ledger.client()
     db = Database(ServerSettings(db_url=ledger.db_url))
-    body = schemas.RetentionGrantRequest(
-        candidates=[RetentionCandidate(checkpoint_id=run.ids[10], due=["main"])]
-    )
+    body = RetentionGrantRequest(candidates=[RetentionCandidate(checkpoint_id=run.ids[10], due=["main"])])
     try:
         with ThreadPoolExecutor(1) as pool:
             with db.write() as session:

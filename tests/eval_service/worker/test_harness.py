@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("lm_eval")
-
+# lm-eval is installed by scripts/setup.sh (the `lmeval` extra): a missing harness fails here, never skips.
 from eval_service.worker.config import WorkerSettings
 from eval_service.worker.engine import Target
 from eval_service.worker.harness import duet_metric_name, harness_task_name, run_harness_task
