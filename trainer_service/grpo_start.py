@@ -37,7 +37,8 @@ def _client(cfg: TrainConfig) -> Any:
     return LedgerClient(settings=cfg.client_settings(), retry_for_s=5.0)
 
 
-def _best_checkpoint(cfg: TrainConfig) -> str:
+def _best_checkpoint(cfg: TrainConfig) -> tuple[str, int]:
+    """(path, step) of the `init_from_best` run's best checkpoint by eval/accuracy, per the ledger."""
     from shared.client import DuetClientError, error_detail
 
     run = cfg.init_from_best
@@ -51,7 +52,7 @@ def _best_checkpoint(cfg: TrainConfig) -> str:
             ) from e
     log.info("init_from_best %s: step %d (%s %.4g) %s", run, best.row.step, BEST_METRIC,
              best.row.metrics.get(BEST_METRIC, float("nan")), best.row.path)  # fmt: skip
-    return best.row.path
+    return best.row.path, best.row.step
 
 
 def parent_last_step(cfg: TrainConfig, run: str, run_dir: Path) -> int:
@@ -80,7 +81,12 @@ def resolve_start(cfg: TrainConfig) -> Start:
     if cfg.init_from is None and cfg.init_from_best is None:
         return Start(cfg.model, cfg.resolved_run_name, None, None, 0)
     key = "init_from" if cfg.init_from is not None else "init_from_best"
-    path = Path(cfg.init_from if cfg.init_from is not None else _best_checkpoint(cfg)).expanduser().resolve()
+    best_step = None
+    if cfg.init_from is not None:
+        raw = cfg.init_from
+    else:
+        raw, best_step = _best_checkpoint(cfg)
+    path = Path(raw).expanduser().resolve()
     if not (path / "config.json").is_file():
         what = (
             "a LoRA adapter (merge it into its base first)"
@@ -94,25 +100,31 @@ def resolve_start(cfg: TrainConfig) -> Start:
             verify_marker(path, marker)
     except CheckpointError as e:
         raise ConfigError(f"{key}: {e}") from e
+    # The start's run and step: its marker's, or for init_from_best the ledger's (the best may be
+    # the run's step-0 baseline, the base model, which has no marker).
+    parent: tuple[str, int] | None = (marker.run, marker.step) if marker is not None else None
+    if parent is None and best_step is not None:
+        parent = (str(cfg.init_from_best), best_step)
     if not cfg.continue_run:
         run_name = cfg.resolved_run_name
-        if marker is not None and run_name == marker.run:
+        if parent is not None and run_name == parent[0]:
             raise ConfigError(
                 f"run_name: continue_run: false starts a new run; {run_name!r} is the parent's name, choose another"
             )
-        return Start(str(path), run_name, marker.run if marker else None, marker.step if marker else None, 0)
-    if marker is None:
+        return Start(str(path), run_name, parent[0] if parent else None, parent[1] if parent else None, 0)
+    if parent is None:
         raise ConfigError(
             f"continue_run: {path} has no duet marker, so its run is unknown; set continue_run: false "
             "to start a new run from it"
         )
-    if "run_name" in cfg.model_fields_set and cfg.run_name != marker.run:
+    run, step = parent
+    if "run_name" in cfg.model_fields_set and cfg.run_name != run:
         raise ConfigError(
-            f"run_name: {cfg.run_name!r}, but continue_run: true continues the parent run {marker.run!r}; "
+            f"run_name: {cfg.run_name!r}, but continue_run: true continues the parent run {run!r}; "
             "leave run_name out or set continue_run: false"
         )
-    offset = parent_last_step(cfg, marker.run, path.parent)
-    return Start(str(path), marker.run, marker.run, marker.step, offset)
+    offset = parent_last_step(cfg, run, path.parent)
+    return Start(str(path), run, run, step, offset)
 
 
 def read_stage_record(output_dir: Path) -> dict[str, Any] | None:

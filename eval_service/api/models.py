@@ -175,6 +175,13 @@ class SampleRow(SQLModel, Sample, table=True):
     job_id: int = Field(foreign_key="eval_jobs.id", index=True)
 
 
+# `Sample` bounds its text fields for the wire (shared/fields.py); the columns stay unbounded VARCHAR
+# as 0.1.0 made them: the limit is the API's, and Postgres would otherwise enforce a second one.
+for _column in SampleRow.__table__.columns:  # type: ignore[attr-defined]
+    if getattr(_column.type, "length", None):
+        _column.type = String()
+
+
 class TrainMetric(SQLModel, table=True):
     __tablename__ = "train_metrics"
     __table_args__ = (UniqueConstraint("run_id", "step", "key", name="uq_train_metric"),)

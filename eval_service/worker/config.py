@@ -89,6 +89,10 @@ class WorkerSettings(BaseSettings):
         times faster to decode with; the CPU backend has none)."""
         if self.enforce_eager is not None:
             return self.enforce_eager
-        import torch
+        return not cuda_available()
 
-        return not torch.cuda.is_available()
+
+def cuda_available() -> bool:
+    import torch  # here, not at module level: the CLI imports these settings without torch
+
+    return torch.cuda.is_available()

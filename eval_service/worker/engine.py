@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from eval_service.worker.config import WorkerSettings
+from eval_service.worker.config import WorkerSettings, cuda_available
 from shared.checkpoint import CheckpointError
 from shared.lora import AdapterRefused, check_adapter
 from shared.schemas import LoadMode, SamplingSpec
@@ -199,6 +199,7 @@ class VLLMBackend:
         self._lora: Any = None
         self._lora_ids = 0
         self._recovered: dict[str, Any] | None = None  # reported on the next job's info
+        self.per_request_seed = True  # False after a CPU generate that had to drop the seed
 
     # --- engine lifecycle ---------------------------------------------------------------------
 
@@ -363,12 +364,19 @@ class VLLMBackend:
     def generate(self, prompts: list[str], sampling: SamplingSpec) -> list[list[Completion]]:
         from vllm import SamplingParams
 
+        seed: int | None = sampling.seed
+        if sampling.temperature > 0 and not cuda_available():
+            # vLLM 0.32's CPU runner crashes on a seeded request whose sampled token is discarded
+            # (chunked prefill: "CPU Generator does not use offset"). Sample from the engine's own
+            # seeded generator instead; the runner records this in the result's info.
+            seed = None
+        self.per_request_seed = seed is not None or sampling.temperature == 0
         params = SamplingParams(
             n=sampling.n,
             temperature=sampling.temperature,
             top_p=sampling.top_p,
             max_tokens=sampling.max_tokens,
-            seed=sampling.seed,
+            seed=seed,
             logprobs=self.settings.top_logprobs if sampling.logprobs else None,
         )
         outs = self.llm.generate(prompts, params, lora_request=self._lora, use_tqdm=False)

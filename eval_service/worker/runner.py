@@ -19,6 +19,7 @@ from typing import Any
 
 from eval_service.worker.config import WorkerSettings
 from eval_service.worker.engine import Backend, LoadError, Target, tokenizer_dir
+from eval_service.worker.heartbeat import Heartbeat
 from shared.checkpoint import (
     CheckpointError,
     check_hf_checkpoint,
@@ -52,39 +53,6 @@ def preflight(path: Path, kind: str) -> None:
     check_hf_checkpoint(path)  # also catches a truncated shard published under a marker
     if kind == "lora" and not (path / "adapter_config.json").is_file():
         raise CheckpointError(f"{path / 'adapter_config.json'}: missing for a LoRA checkpoint")
-
-
-class Heartbeat:
-    """Extends the lease from a background thread; `lost` is set when the ledger says it moved on."""
-
-    def __init__(self, client: LedgerClient, lease: Lease, lease_seconds: float):
-        self.client, self.lease, self.lease_seconds = client, lease, lease_seconds
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="duet-heartbeat", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.lease_seconds / 3):
-            try:
-                self.client.heartbeat(self.lease, self.lease_seconds)
-            except StaleAttempt:
-                log.warning("job %d: lease lost (stale attempt); abandoning", self.lease.job.id)
-                self.lost.set()
-                return
-            except DuetClientError as e:
-                if isinstance(e, LedgerError) and 400 <= e.status < 500:  # cancelled or gone
-                    log.warning("job %d: heartbeat refused (%s); abandoning", self.lease.job.id, e)
-                    self.lost.set()
-                    return
-                log.warning("job %d: heartbeat failed: %s", self.lease.job.id, e)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 class _Abandon(Exception):
@@ -244,7 +212,9 @@ class JobRunner:
         t2 = time.perf_counter()
         samples = []
         # One batch for the whole job: math-verify's work is spread over its process pool in chunks.
-        pairs = [(c.text, ex, c.finish_reason) for ex, outs in zip(examples, outputs, strict=True) for c in outs]
+        pairs = [
+            (c.text, ex, c.finish_reason) for ex, outs in zip(examples, outputs, strict=True) for c in outs
+        ]
         grades = iter(task.grade_many(pairs))
         for i, (ex, prompt, outs) in enumerate(zip(examples, prompts, outputs, strict=True)):
             for j, c in enumerate(outs):
@@ -279,6 +249,8 @@ class JobRunner:
             grader_version=GRADER_VERSION,
             worker_id=self.settings.worker_id,
         )
+        if not getattr(self.backend, "per_request_seed", True):
+            info["seed_note"] = "vLLM CPU: per-request seed unsupported; sampled from the engine seed"
         return self._complete_request(lease, hb, metrics, samples, info)
 
     def _load(self, checkpoint_id: int, target: Target) -> dict[str, Any]:

@@ -55,3 +55,13 @@ def test_shipped_suites_are_valid():
 
     for path in ("configs/eval/math.yaml", "cli/configs/suite-tiny.yaml"):
         check_tasks(load_suite(path), path)
+
+
+def test_compose_default_suite_reads_hub_data_in_the_trained_format():
+    """The compose evaluator's suite names no local file: MATH-500 and GSM8K come from the hub,
+    graded in r1_zero like configs/qwen2.5-math-1.5b.yaml trains."""
+    suite = load_suite("configs/eval/math.yaml")
+    assert [e.task for e in suite.entries[:2]] == ["math", "gsm8k"]
+    for entry in suite.entries:
+        assert entry.dataset is None and "path" not in (entry.task_options or {})
+        assert entry.answer_format == "r1_zero"

@@ -145,18 +145,26 @@ def test_reward_names_are_trl_metric_names():
 
 
 def _scored_checkpoint(
-    client: Any, root: Path, tiny_model: Path, step: int, algorithm: Algorithm, acc: float
+    client: Any,
+    root: Path,
+    tiny_model: Path,
+    step: int,
+    algorithm: Algorithm | None,
+    acc: float,
+    run: str = "staged",
 ) -> None:
-    """A real checkpoint dir (the tiny model's files, a duet marker) registered through the ledger
-    by its path and scored `acc` on ones_digit, as the worker would."""
+    """A real checkpoint dir (the tiny model's files, a duet marker unless `algorithm` is None: a
+    base model) registered through the ledger by its path and scored `acc` on ones_digit, as the
+    worker would."""
     import shutil
 
     from shared.checkpoint import write_marker
     from shared.schemas import CompleteRequest, EvalSpec
 
-    d = shutil.copytree(tiny_model, root / f"checkpoint-{step}")
-    write_marker(d, run="staged", step=step, algorithm=algorithm.value)
-    job = client.enqueue(EvalSpec(task="ones_digit", limit=5), path=str(d)).job
+    d = shutil.copytree(tiny_model, root / (f"checkpoint-{step}" if algorithm else "base"))
+    if algorithm is not None:
+        write_marker(d, run=run, step=step, algorithm=algorithm.value)
+    job = client.enqueue(EvalSpec(task="ones_digit", limit=5), path=str(d), run=run, step=step).job
     lease = client.claim("w")
     assert lease.job.id == job.id
     client.complete(job.id, CompleteRequest(worker_id="w", attempt=lease.attempt, metrics={"accuracy": acc}))
@@ -201,6 +209,21 @@ def test_init_from_best_picks_the_ledgers_best_sft_checkpoint_and_stages_are_mar
     history = read_offline_history(ledger.wandb_dir, client.get_run("staged").wandb_run_id)
     stages = {int(h["train/global_step"]): h["eval/stage"] for h in history if "eval/accuracy" in h}
     assert stages == {10: 0.0, 20: 0.0, 21: 1.0}
+
+
+def test_init_from_best_may_start_from_the_runs_baseline(tiny_model: Path, ledger):
+    """No SFT checkpoint beats the step-0 baseline (the base model, no marker): the stage starts from
+    it and still continues the run, whose step and name the ledger gives."""
+    from trainer_service.grpo_start import resolve_start
+
+    client, root = ledger.client(), ledger.checkpoint_root / "early"
+    client.create_run("early", primary_task="ones_digit")
+    _scored_checkpoint(client, root, tiny_model, 0, None, 0.1, run="early")
+    _scored_checkpoint(client, root, tiny_model, 10, Algorithm.sft, 0.0, run="early")
+    cfg = _load(tiny_model, root, init_from_best="early", ledger_url=ledger.url, ledger_token=ledger.token)
+    start = resolve_start(cfg)
+    assert Path(start.init) == (root / "base").resolve()
+    assert (start.run_name, start.parent_step, start.stage_offset) == ("early", 0, 10)
 
 
 # --- a real GRPO stage --------------------------------------------------------------------------------

@@ -13,10 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from eval_service.api.core.config import ServerSettings
 
@@ -85,13 +84,6 @@ class Database:
         database a newer duet has upgraded, migrate.MigrationError for one it cannot upgrade."""
         from eval_service.api import migrate, models  # noqa: F401  (models registers the tables)
 
-        # TEMPORARY until this stop's migration lands (models.py is ahead of migrations/ meanwhile:
-        # eval_metrics, leader_leases, other helpers' columns): a new empty database gets the models'
-        # schema stamped at head. Remove this branch with that migration; upgrade() alone is the rule.
-        if not inspect(self.writer).get_table_names():
-            SQLModel.metadata.create_all(self.writer)
-            command.stamp(migrate.alembic_config(self.settings.db_url), "head")
-            return
         migrate.upgrade(self.settings.db_url)
 
     @contextmanager

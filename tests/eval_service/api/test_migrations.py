@@ -35,13 +35,23 @@ def load_released(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def all_rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
+def all_rows(url: str, columns: dict[str, list[str]] | None = None) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the released tables; only `columns` (table -> names) when given, so rows of a
+    database from before a migration compare with the same rows after it added columns."""
     engine = create_engine(url)
     with engine.connect() as conn:
-        out = {
-            t: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY id"))]
-            for t in sorted(migrate.RELEASED_TABLES)
-        }
+        out = {}
+        for t in sorted(migrate.RELEASED_TABLES):
+            cols = ", ".join(f'"{c}"' for c in columns[t]) if columns else "*"
+            out[t] = [tuple(r) for r in conn.execute(text(f"SELECT {cols} FROM {t} ORDER BY id"))]
+    engine.dispose()
+    return out
+
+
+def column_names(url: str) -> dict[str, list[str]]:
+    engine = create_engine(url)
+    insp = inspect(engine)
+    out = {t: [c["name"] for c in insp.get_columns(t)] for t in sorted(migrate.RELEASED_TABLES)}
     engine.dispose()
     return out
 
@@ -100,14 +110,15 @@ def new_db(request, tmp_path: Path) -> Callable[[], str]:
 
 def test_released_database_upgrades_with_every_row_kept(tmp_path: Path):
     url = load_released(tmp_path / "old.db")
-    before = all_rows(url)
+    released = column_names(url)
+    before = all_rows(url, released)
     assert all(before[t] for t in migrate.RELEASED_TABLES), "the fixture fills every table"
     assert migrate.current_revision(url) is None  # made by create_all: no alembic_version yet
 
     migrate.upgrade(url)
 
     assert migrate.current_revision(url) == migrate.head_revision()
-    assert all_rows(url) == before
+    assert all_rows(url, released) == before
     # The current models read the old rows (JSON, booleans, times, enums).
     engine = create_engine(url)
     with Session(engine) as s:
@@ -121,10 +132,17 @@ def test_released_database_upgrades_with_every_row_kept(tmp_path: Path):
         assert samples[3].prompt == "Compute 2+2 with unicode: π ≈ 3.14"
         pending = s.exec(select(models.WandbOutbox).where(models.WandbOutbox.sent_at.is_(None))).all()  # type: ignore[union-attr]
         assert [o.payload["train/global_step"] for o in pending] == [0, 5]
+        # 0.2: the new columns take their defaults, and `best`'s metric index is backfilled.
+        checkpoints = s.exec(select(models.Checkpoint)).all()
+        assert {(c.state, c.pinned, c.deleted_at) for c in checkpoints} == {("present", False, None)}
+        assert {x.answer_correct for x in samples} == {None}
+        indexed = s.exec(select(models.EvalMetric.result_id, models.EvalMetric.key, models.EvalMetric.value))
+        assert sorted(indexed) == [(1, "accuracy", 0.412), (1, "format_rate", 0.98), (2, "accuracy", 0.3)]
     engine.dispose()
 
+    at_head = all_rows(url)
     migrate.upgrade(url)  # every start upgrades: a database at head stays as it is
-    assert all_rows(url) == before
+    assert all_rows(url) == at_head
 
 
 def test_released_database_schema_is_what_the_initial_revision_builds(tmp_path: Path):

@@ -10,9 +10,10 @@ import threading
 from pathlib import Path
 
 from eval_service.worker.config import WorkerSettings
+from eval_service.worker.heartbeat import Heartbeat
 from eval_service.worker.hf_backend import HFBackend
 from eval_service.worker.main import build_spec
-from eval_service.worker.runner import Heartbeat, JobRunner, Write
+from eval_service.worker.runner import JobRunner, Write
 from shared.schemas import JobStatus
 from shared.spool import Spool
 
