@@ -72,7 +72,13 @@ class Reporter:
             self._put("metrics", {"run": run, "rows": rows})
 
     def checkpoint(
-        self, run: str, step: int, path: Path, kind: str, fingerprint: str | None, algorithm: str | None = None
+        self,
+        run: str,
+        step: int,
+        path: Path,
+        kind: str,
+        fingerprint: str | None,
+        algorithm: str | None = None,
     ) -> None:
         payload = {"run": run, "step": step, "path": str(path), "kind": kind, "fingerprint": fingerprint,
                    "algorithm": algorithm}  # fmt: skip

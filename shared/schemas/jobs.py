@@ -1,7 +1,4 @@
-"""The wire contract between the ledger (eval_service.api) and its clients (worker, trainer, CLI).
-
-Pydantic models only: importing this module must stay cheap (no torch, no vllm, no sqlmodel).
-"""
+"""Eval specs, jobs, leases and the worker's writes on the wire."""
 
 from __future__ import annotations
 
@@ -9,7 +6,6 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -24,114 +20,10 @@ from shared.fields import (
     Name,
     PathText,
     SampleText,
-    StoredMetrics,
     Text,
 )
+from shared.schemas.runs import CheckpointKind
 
-# --- runs -------------------------------------------------------------------------------------
-
-
-class RunCreate(BaseModel):
-    """Register a run; idempotent by name (the same name returns the existing run)."""
-
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._\-]+$")
-    base_model: PathText | None = None
-    # The task whose eval metrics are the run's headline `eval/<metric>` keys in W&B.
-    primary_task: Name | None = None
-    config: JsonObject = Field(default_factory=dict)  # shown by GET /v1/runs/{run} only
-
-
-class RunSummary(BaseModel):
-    """A run as listed by GET /v1/runs: everything but its config (which may be large)."""
-
-    id: int
-    name: str
-    base_model: str | None
-    primary_task: str | None
-    wandb_run_id: str
-    created_at: datetime
-
-
-class RunRead(RunSummary):
-    config: dict[str, Any]
-
-
-# --- train metrics ----------------------------------------------------------------------------
-
-
-class TrainMetricRow(BaseModel):
-    step: Id
-    key: Name  # e.g. "train/loss"
-    value: Finite
-
-
-class TrainMetricsBatch(BaseModel):
-    """A batch of train metrics. Re-sending rows already stored is harmless (unique run+step+key)."""
-
-    run_id: Id
-    rows: list[TrainMetricRow] = Field(max_length=100_000)
-
-
-class IngestResult(BaseModel):
-    inserted: int
-    duplicates: int
-
-
-# --- checkpoints ------------------------------------------------------------------------------
-
-CheckpointKind = Literal["full", "lora"]
-
-
-class Algorithm(StrEnum):
-    """The training stage that wrote a checkpoint (its marker's `algorithm`), kept by the ledger
-    with the checkpoint and shown as the `stage` of each score."""
-
-    sft = "sft"  # TRL SFTTrainer on the task's worked solutions
-    grpo = "grpo"  # TRL GRPOTrainer with duet's grader as the reward
-
-    @property
-    def stage(self) -> int:
-        """The number logged as `train/stage` and `eval/stage` (W&B plots numbers): sft 0, grpo 1."""
-        return list(Algorithm).index(self)
-
-
-class CheckpointCreate(BaseModel):
-    """Register a checkpoint; idempotent on (run_id, step)."""
-
-    run_id: Id
-    step: Id
-    path: PathText
-    kind: CheckpointKind = "full"
-    fingerprint: Name | None = None
-    algorithm: Algorithm | None = None  # from the marker; None: a base model or a foreign checkpoint
-
-
-class CheckpointState(StrEnum):
-    """Where a checkpoint's files are, as retention moves them: granted for deletion by the ledger
-    (`deleting`: nothing may be queued on it any more), then reported gone by the trainer."""
-
-    present = "present"
-    deleting = "deleting"
-    deleted = "deleted"
-
-
-class CheckpointRead(BaseModel):
-    id: int
-    run_id: int
-    step: int
-    path: str
-    kind: CheckpointKind
-    fingerprint: str | None
-    created_at: datetime
-    algorithm: Algorithm | None = None
-    state: CheckpointState = CheckpointState.present
-    pinned: bool = False  # a pinned checkpoint is never granted for deletion
-    deleted_at: datetime | None = None
-
-
-# --- eval jobs --------------------------------------------------------------------------------
-
-# A suite entry's name: a path segment of its metric keys (`eval/<name>/accuracy`).
 ENTRY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
 
 
@@ -323,102 +215,3 @@ class RegradeRequest(BaseModel):
     grader_version: Name
     metrics: Metrics
     samples: list[Sample] = Field(default_factory=list)
-
-
-# --- results & queries ------------------------------------------------------------------------
-
-
-class ResultRead(BaseModel):
-    job_id: int
-    checkpoint_id: int
-    step: int
-    task: str
-    grader_version: str
-    metrics: StoredMetrics
-    info: dict[str, Any]
-    load_mode: LoadMode | None = None
-    load_reason: str | None = None
-    created_at: datetime
-
-
-class ScoreRow(BaseModel):
-    """One checkpoint of a run with every eval metric (keys `eval/<name>`)."""
-
-    checkpoint_id: int
-    step: int
-    path: str
-    kind: CheckpointKind
-    metrics: StoredMetrics
-    load_mode: LoadMode | None = None  # how the worker loaded the checkpoint for this result
-    grader_version: Name | None = None  # the grader that produced these metrics
-    # deleted by retention: the files are gone, the results stay
-    checkpoint_state: CheckpointState = CheckpointState.present
-    algorithm: Algorithm | None = None  # the stage that wrote the checkpoint (None: base model)
-    job_id: Id | None = None  # the job whose result these metrics are
-    eval_seconds: float | None = None  # the worker's load + generate + grade time for that result
-
-
-class BestResult(BaseModel):
-    metric: str
-    mode: Literal["max", "min"]
-    row: ScoreRow
-
-
-class CompareResult(BaseModel):
-    a: ScoreRow
-    b: ScoreRow
-    delta: StoredMetrics  # b - a for every metric present in both
-
-
-class SamplePage(BaseModel):
-    total: int
-    offset: int
-    limit: int
-    items: list[Sample]
-
-
-# --- per-question analysis -----------------------------------------------------------------------
-
-
-class QuestionFlip(BaseModel):
-    """One question whose verdict differs between checkpoints A and B (first generation of each)."""
-
-    question_id: str
-    a: Sample
-    b: Sample
-
-
-class SampleFlips(BaseModel):
-    task: str
-    a_checkpoint_id: int
-    b_checkpoint_id: int
-    a_step: int
-    b_step: int
-    common: int  # questions evaluated at both checkpoints
-    learned: list[QuestionFlip]  # wrong at A, right at B
-    forgotten: list[QuestionFlip]  # right at A, wrong at B
-
-
-class QuestionVerdict(BaseModel):
-    """A question at one checkpoint (its first generation)."""
-
-    checkpoint_id: int
-    step: int
-    job_id: int
-    sample: Sample
-
-
-class ExportRow(Sample):
-    """A sample with where it came from, for `duet export`."""
-
-    task: str
-    job_id: int
-    checkpoint_id: int
-    step: int
-
-
-class ExportPage(BaseModel):
-    total: int
-    offset: int
-    limit: int
-    items: list[ExportRow]
