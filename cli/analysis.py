@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from cli.ledger import JsonOpt, _client, _dump, _fail
+from cli.ledger import JsonOpt, _ask, _client, _fail
 from cli.tables import console, table
 from shared.schemas import ExportRow
 
@@ -40,10 +40,8 @@ def diff(
     as_json: bool = JsonOpt,
 ) -> None:
     """Questions whose verdict flipped between two checkpoints, both answers side by side."""
-    with _client() as client:
-        data = client.sample_flips(a, b, task)
-    if as_json:
-        return _dump(data)
+    if (data := _ask(lambda c: c.sample_flips(a, b, task), as_json)) is None:
+        return
     for title, flips in (
         ("learned (wrong → right)", data.learned),
         ("forgotten (right → wrong)", data.forgotten),
@@ -79,10 +77,8 @@ def question(
     as_json: bool = JsonOpt,
 ) -> None:
     """One question's verdict at every evaluated checkpoint of a run."""
-    with _client() as client:
-        data = client.question(run, question_id, task)
-    if as_json:
-        return _dump(data)
+    if (data := _ask(lambda c: c.question(run, question_id, task), as_json)) is None:
+        return
     first = data[0].sample
     typer.echo(f"question {question_id}: {_short(first.prompt, 200)}\ngold: {first.gold}")
     console().print(

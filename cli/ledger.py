@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
@@ -20,6 +20,8 @@ from shared.client import AuthError, LedgerClient, LedgerError, LedgerUnavailabl
 from shared.schemas import JobStatus
 
 app = typer.Typer()
+
+T = TypeVar("T")
 
 JsonOpt = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
 
@@ -57,6 +59,17 @@ def _dump(data: Any) -> None:
 
     payload = [plain(x) for x in data] if isinstance(data, list) else plain(data)
     typer.echo(json.dumps(payload, indent=2))
+
+
+def _ask(call: Callable[[LedgerClient], T], as_json: bool) -> T | None:
+    """One ledger call for a command with --json: its answer, or None once it is printed as JSON
+    (the command has nothing left to show)."""
+    with _client() as client:
+        data = call(client)
+    if as_json:
+        _dump(data)
+        return None
+    return data
 
 
 @app.command()
@@ -236,22 +249,16 @@ def jobs(
 @app.command()
 def cancel(job: int = typer.Argument(..., help="Job id."), as_json: bool = JsonOpt) -> None:
     """Cancel a queued or running job."""
-    with _client() as client:
-        cancelled = client.cancel(job)
-    if as_json:
-        return _dump(cancelled)
-    typer.echo(f"job {cancelled.id} {cancelled.status.value}")
+    if (cancelled := _ask(lambda c: c.cancel(job), as_json)) is not None:
+        typer.echo(f"job {cancelled.id} {cancelled.status.value}")
 
 
 @app.command()
 def retry(job: int = typer.Argument(..., help="Job id."), as_json: bool = JsonOpt) -> None:
     """Queue a dead or cancelled job again (admin token). Enqueueing never revives one: a dead
     job stays dead until retried (or enqueued with --force)."""
-    with _client() as client:
-        queued = client.retry(job)
-    if as_json:
-        return _dump(queued)
-    typer.echo(f"job {queued.id} {queued.status.value} (attempts allowed up to {queued.max_attempts})")
+    if (queued := _ask(lambda c: c.retry(job), as_json)) is not None:
+        typer.echo(f"job {queued.id} {queued.status.value} (attempts allowed up to {queued.max_attempts})")
 
 
 @app.command()

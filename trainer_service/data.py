@@ -36,10 +36,15 @@ def build_sft_dataset(cfg: TrainConfig, tokenizer: Any) -> Any:
     from datasets import Dataset
 
     task = load_task(cfg)
+    return Dataset.from_list(sft_rows(task, train_examples(cfg, task), tokenizer))
+
+
+def train_examples(cfg: TrainConfig, task: Any) -> list:
+    """The training split's examples (SFT and GRPO alike); a bad split or an empty one is a ConfigError."""
     try:
         examples = task.examples(cfg.train_split, limit=cfg.train_limit, seed=cfg.seed)
     except (ValueError, FileNotFoundError, KeyError) as e:
         raise ConfigError(f"train_split / task_options: {e}") from e
     if not examples:
         raise ConfigError(f"task {cfg.task!r} has no examples in split {cfg.train_split!r}")
-    return Dataset.from_list(sft_rows(task, examples, tokenizer))
+    return examples

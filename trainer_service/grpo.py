@@ -10,8 +10,6 @@ its parent in the run config (`continue_run: false`).
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import logging
 from pathlib import Path
 from typing import Any
@@ -59,19 +57,10 @@ def check_grpo_fields(cfg: TrainConfig) -> None:
 def check_grpo_args(cfg: TrainConfig) -> None:
     from trl import GRPOConfig
 
-    known = {f.name for f in dataclasses.fields(GRPOConfig)}
-    bad = []
-    for k in cfg.grpo_args:
-        if k in _RESERVED_GRPO_ARGS:
-            bad.append(f"grpo_args.{k}: set by duet (checkpoint publishing / ledger reporting / rewards)")
-        elif k in TrainConfig.model_fields:
-            bad.append(f"grpo_args.{k}: is a top-level key; set it there")
-        elif k not in known:
-            close = difflib.get_close_matches(k, sorted(known), n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            bad.append(f"grpo_args.{k}: not a TRL GRPOConfig field{hint}")
-    if bad:
-        raise ConfigError("invalid config: " + "; ".join(bad))
+    from trainer_service.train import check_passthrough_args
+
+    reserved_by = "checkpoint publishing / ledger reporting / rewards"
+    check_passthrough_args("grpo_args", cfg.grpo_args, GRPOConfig, _RESERVED_GRPO_ARGS, reserved_by)
 
 
 def check_grpo_hardware(cfg: TrainConfig) -> None:
@@ -99,51 +88,24 @@ def build_grpo_dataset(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, Any]:
     from datasets import Dataset
 
     from shared.tasks.base import Task
-    from trainer_service.data import load_task
+    from trainer_service.data import load_task, train_examples
 
     task = load_task(cfg)
     if type(task).grade is not Task.grade:
         raise ConfigError(f"task: {cfg.task!r} grades with its own rule; GRPO rewards use shared.grading's")
-    try:
-        examples = task.examples(cfg.train_split, limit=cfg.train_limit, seed=cfg.seed)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        raise ConfigError(f"train_split / task_options: {e}") from e
-    if not examples:
-        raise ConfigError(f"task {cfg.task!r} has no examples in split {cfg.train_split!r}")
-    rows = [{"prompt": task.render_prompt(ex, tokenizer), "answer": ex.answer} for ex in examples]
+    rows = [
+        {"prompt": task.render_prompt(ex, tokenizer), "answer": ex.answer} for ex in train_examples(cfg, task)
+    ]
     return Dataset.from_list(rows), task
 
 
 def build_grpo_args(cfg: TrainConfig, reward_weights: list[float]) -> Any:
     from trl import GRPOConfig
 
-    from trainer_service.train import _has_cuda
+    from trainer_service.train import common_trainer_args
 
-    kw: dict[str, Any] = dict(
-        output_dir=cfg.output_dir,
-        learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        num_train_epochs=cfg.num_train_epochs,
-        max_steps=cfg.max_steps,
-        lr_scheduler_type=cfg.lr_scheduler_type,
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        # GRPOConfig defaults both to True; duet's config decides (CPU runs want neither).
-        bf16=cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=None,  # duet's retention decides (never under a running eval)
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        dataloader_num_workers=cfg.dataloader_num_workers,
-        report_to="none",  # the ledger is the single W&B writer
-        run_name=cfg.resolved_run_name,
-        disable_tqdm=True,
-        dataloader_pin_memory=_has_cuda(),
+    kw = common_trainer_args(cfg)
+    kw.update(
         num_generations=cfg.num_generations,
         max_completion_length=cfg.max_completion_length,
         beta=cfg.beta,
@@ -153,10 +115,6 @@ def build_grpo_args(cfg: TrainConfig, reward_weights: list[float]) -> Any:
         vllm_mode=cfg.vllm_mode.value,
         vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
     )
-    if cfg.warmup_ratio is not None:
-        kw["warmup_steps"] = cfg.warmup_ratio
-    elif cfg.warmup_steps is not None:
-        kw["warmup_steps"] = cfg.warmup_steps
     kw.update(cfg.grpo_args)
     return GRPOConfig(**kw)
 
@@ -206,19 +164,16 @@ def train_grpo(
     """Run a GRPO stage; same contract and result as `trainer_service.train.train`."""
     from transformers import AutoTokenizer
 
-    from trainer_service.callbacks import DuetCallback
-    from trainer_service.reporter import Reporter
-    from trainer_service.retention import apply_retention
     from trainer_service.rewards import build_rewards
     from trainer_service.train import (
-        TrainResult,
         _quiet_progress_bars,
         check_hardware,
         find_resume_checkpoint,
         load_model,
         peft_config,
         remove_unpublished_after,
-        spool_path,
+        run_published,
+        start_reporter,
     )
 
     # --- checks (no model yet) -----------------------------------------------------------------
@@ -254,12 +209,10 @@ def train_grpo(
     reward_funcs, reward_weights = build_rewards(cfg, task.answer_format)
     args = build_grpo_args(cfg, reward_weights)
 
-    # --- reporting -----------------------------------------------------------------------------
-    output_dir.mkdir(parents=True, exist_ok=True)
+    # --- reporting, train ------------------------------------------------------------------------
+    reporter = start_reporter(cfg, output_dir)
     write_stage_record(output_dir, start)
-    reporter = None
-    if cfg.report:
-        reporter = Reporter(spool_path(output_dir), settings=cfg.client_settings()).start()
+    if reporter is not None:
         stage = {"algorithm": Algorithm.grpo.value, "stage_offset": start.stage_offset,
                  "init_from": start.init, "parent_run": start.parent_run, "parent_step": start.parent_step}  # fmt: skip
         reporter.register_run(
@@ -268,48 +221,30 @@ def train_grpo(
         if start.stage_offset:  # the stage boundary on the shared axis: up to here stage 0 (SFT)
             reporter.log(run_name, start.stage_offset, {"train/stage": float(Algorithm.sft.stage)})
 
-    def retention(client: Any) -> None:
-        apply_retention(output_dir, client, run_name, cfg.retention, task=cfg.task)
-
-    callback = DuetCallback(
-        run_name=run_name,
-        kind=cfg.kind,
-        base_model=start.init,
-        reporter=reporter,
-        after_save=[retention] if cfg.retention.enabled else [],
-        algorithm=Algorithm.grpo,
-        stage=Algorithm.grpo.stage,
-    )
-
-    # --- train ---------------------------------------------------------------------------------
-    try:
+    def make_trainer(trainer_callbacks: list) -> Any:
         model = load_model(cfg.model_copy(update={"model": start.init}))
         trainer_cls = staged_trainer_class()
         trainer_cls.stage_offset = start.stage_offset
-        trainer = trainer_cls(
+        return trainer_cls(
             model=model,
             reward_funcs=reward_funcs,
             args=args,
             train_dataset=dataset,
             processing_class=tokenizer,  # every checkpoint carries its tokenizer
             peft_config=peft_config(cfg),
-            callbacks=[*([callback] if publish else []), *(callbacks or [])],
+            callbacks=trainer_callbacks,
         )
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        global_step = trainer.state.global_step
-        history = list(trainer.state.log_history)
-    finally:
-        callback.close()
-        summary = reporter.close(cfg.reporter_flush_timeout_s) if reporter is not None else None
 
-    return TrainResult(
-        output_dir=output_dir.resolve(),
+    return run_published(
+        cfg,
+        make_trainer,
+        output_dir=output_dir,
         run_name=run_name,
-        run_id=summary.run_id if summary else None,
-        global_step=global_step,
-        checkpoints=[p for _, p in published_checkpoints(output_dir)],
-        resumed_from=resume_from,
-        spool_pending=summary.pending if summary else 0,
-        spool_path=summary.spool_path if summary else None,
-        log_history=history,
+        base_model=start.init,
+        reporter=reporter,
+        resume_from=resume_from,
+        publish=publish,
+        callbacks=callbacks,
+        algorithm=Algorithm.grpo,
+        stage=Algorithm.grpo.stage,
     )

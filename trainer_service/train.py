@@ -7,8 +7,10 @@ Order matters: everything that can be wrong with the config or the data fails be
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,27 +79,32 @@ def remove_unpublished_after(output_dir: Path, step: int) -> list[Path]:
     return removed
 
 
+def check_passthrough_args(
+    key: str, args: dict[str, Any], config_cls: type, reserved: set[str], reserved_by: str
+) -> None:
+    """`sft_args` / `grpo_args` go to TRL's config as they are: each must be a field of `config_cls`,
+    neither one duet sets itself (`reserved`, set by `reserved_by`) nor a top-level duet key."""
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    bad = []
+    for k in args:
+        if k in reserved:
+            bad.append(f"{key}.{k}: set by duet ({reserved_by})")
+        elif k in TrainConfig.model_fields:
+            bad.append(f"{key}.{k}: is a top-level key; set it there")
+        elif k not in known:
+            close = difflib.get_close_matches(k, sorted(known), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            bad.append(f"{key}.{k}: not a TRL {config_cls.__name__} field{hint}")
+    if bad:
+        raise ConfigError("invalid config: " + "; ".join(bad))
+
+
 def check_sft_args(cfg: TrainConfig) -> None:
     from trl import SFTConfig
 
-    known = {f.name for f in dataclasses.fields(SFTConfig)}
-    first_class = set(TrainConfig.model_fields)
-    bad = []
-    for k in cfg.sft_args:
-        if k in _RESERVED_SFT_ARGS:
-            bad.append(f"sft_args.{k}: set by duet (checkpoint publishing / ledger reporting)")
-        elif k in first_class:
-            bad.append(f"sft_args.{k}: is a top-level key; set it there")
-        elif k not in known:
-            import difflib
-
-            close = difflib.get_close_matches(k, sorted(known), n=3)
-            bad.append(
-                f"sft_args.{k}: not a TRL SFTConfig field"
-                + (f" (did you mean {', '.join(close)}?)" if close else "")
-            )
-    if bad:
-        raise ConfigError("invalid config: " + "; ".join(bad))
+    check_passthrough_args(
+        "sft_args", cfg.sft_args, SFTConfig, _RESERVED_SFT_ARGS, "checkpoint publishing / ledger reporting"
+    )
 
 
 def check_hardware(cfg: TrainConfig) -> None:
@@ -122,9 +129,8 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def build_sft_args(cfg: TrainConfig) -> Any:
-    from trl import SFTConfig
-
+def common_trainer_args(cfg: TrainConfig) -> dict[str, Any]:
+    """The TrainingArguments both recipes (SFT, GRPO) set alike from duet's top-level keys."""
     kw: dict[str, Any] = dict(
         output_dir=cfg.output_dir,
         learning_rate=cfg.learning_rate,
@@ -135,10 +141,9 @@ def build_sft_args(cfg: TrainConfig) -> Any:
         lr_scheduler_type=cfg.lr_scheduler_type,
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
+        # GRPOConfig defaults both to True; duet's config decides (CPU runs want neither).
         bf16=cfg.bf16,
         gradient_checkpointing=cfg.gradient_checkpointing,
-        max_length=cfg.max_length,
-        completion_only_loss=cfg.completion_only_loss,
         save_strategy="steps",
         save_steps=cfg.save_steps,
         # HF rotation could delete a checkpoint the eval worker is loading; duet's retention decides.
@@ -159,6 +164,14 @@ def build_sft_args(cfg: TrainConfig) -> Any:
         kw["warmup_steps"] = cfg.warmup_ratio
     elif cfg.warmup_steps is not None:
         kw["warmup_steps"] = cfg.warmup_steps
+    return kw
+
+
+def build_sft_args(cfg: TrainConfig) -> Any:
+    from trl import SFTConfig
+
+    kw = common_trainer_args(cfg)
+    kw.update(max_length=cfg.max_length, completion_only_loss=cfg.completion_only_loss)
     kw.update(cfg.sft_args)
     return SFTConfig(**kw)
 
@@ -215,6 +228,67 @@ def _quiet_progress_bars() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
+def start_reporter(cfg: TrainConfig, output_dir: Path) -> Any:
+    """The ledger reporter (spooling under output_dir), or None when `report: false`."""
+    from trainer_service.reporter import Reporter
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.report:
+        return None
+    return Reporter(spool_path(output_dir), settings=cfg.client_settings()).start()
+
+
+def run_published(
+    cfg: TrainConfig,
+    make_trainer: Callable[[list], Any],
+    *,
+    output_dir: Path,
+    run_name: str,
+    base_model: str,
+    reporter: Any,
+    resume_from: Path | None,
+    publish: bool,
+    callbacks: list | None,
+    **callback_kw: Any,
+) -> TrainResult:
+    """Train with DuetCallback publishing checkpoints (both recipes): `make_trainer(callbacks)`
+    loads the model and builds the TRL trainer; the callback and the reporter are closed even when
+    training fails."""
+    from trainer_service.callbacks import DuetCallback
+
+    def retention(client: Any) -> None:
+        apply_retention(output_dir, client, run_name, cfg.retention, task=cfg.task)
+
+    callback = DuetCallback(
+        run_name=run_name,
+        kind=cfg.kind,
+        base_model=base_model,
+        reporter=reporter,
+        after_save=[retention] if cfg.retention.enabled else [],
+        **callback_kw,
+    )
+    try:
+        trainer = make_trainer([*([callback] if publish else []), *(callbacks or [])])
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        global_step = trainer.state.global_step
+        history = list(trainer.state.log_history)
+    finally:
+        callback.close()  # markers first: the reporter then has every checkpoint to register
+        summary = reporter.close(cfg.reporter_flush_timeout_s) if reporter is not None else None
+
+    return TrainResult(
+        output_dir=output_dir.resolve(),
+        run_name=run_name,
+        run_id=summary.run_id if summary else None,
+        global_step=global_step,
+        checkpoints=[p for _, p in published_checkpoints(output_dir)],
+        resumed_from=resume_from,
+        spool_pending=summary.pending if summary else 0,
+        spool_path=summary.spool_path if summary else None,
+        log_history=history,
+    )
+
+
 def train(
     cfg: TrainConfig, *, resume: bool = False, callbacks: list | None = None, publish: bool = True
 ) -> TrainResult:
@@ -228,9 +302,7 @@ def train(
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
-    from trainer_service.callbacks import DuetCallback
     from trainer_service.data import build_sft_dataset
-    from trainer_service.reporter import Reporter
 
     # --- checks (no model yet) -----------------------------------------------------------------
     check_sft_args(cfg)
@@ -259,54 +331,32 @@ def train(
     dataset = build_sft_dataset(cfg, tokenizer)
     sft_args = build_sft_args(cfg)
 
-    # --- reporting -----------------------------------------------------------------------------
-    output_dir.mkdir(parents=True, exist_ok=True)
-    reporter = None
-    if cfg.report:
-        reporter = Reporter(spool_path(output_dir), settings=cfg.client_settings()).start()
+    # --- reporting, train ------------------------------------------------------------------------
+    reporter = start_reporter(cfg, output_dir)
+    if reporter is not None:
         reporter.register_run(run_name, base_model=cfg.model, primary_task=cfg.task, config=cfg.public_dict())
 
-    def retention(client: Any) -> None:
-        apply_retention(output_dir, client, run_name, cfg.retention, task=cfg.task)
-
-    callback = DuetCallback(
-        run_name=run_name,
-        kind=cfg.kind,
-        base_model=cfg.model,
-        reporter=reporter,
-        after_save=[retention] if cfg.retention.enabled else [],
-    )
-
-    # --- train ---------------------------------------------------------------------------------
-    try:
-        model = load_model(cfg)
-        trainer = SFTTrainer(
-            model=model,
+    def make_trainer(trainer_callbacks: list) -> Any:
+        return SFTTrainer(
+            model=load_model(cfg),
             args=sft_args,
             train_dataset=dataset,
             processing_class=tokenizer,  # so that every checkpoint carries its tokenizer
             peft_config=peft_config(cfg),
-            callbacks=[*([callback] if publish else []), *(callbacks or [])],
+            callbacks=trainer_callbacks,
         )
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        global_step = trainer.state.global_step
-        history = list(trainer.state.log_history)
-    finally:
-        callback.close()  # markers first: the reporter then has every checkpoint to register
-        summary = reporter.close(cfg.reporter_flush_timeout_s) if reporter is not None else None
 
-    result = TrainResult(
-        output_dir=output_dir.resolve(),
+    return run_published(
+        cfg,
+        make_trainer,
+        output_dir=output_dir,
         run_name=run_name,
-        run_id=summary.run_id if summary else None,
-        global_step=global_step,
-        checkpoints=[p for _, p in published_checkpoints(output_dir)],
-        resumed_from=resume_from,
-        spool_pending=summary.pending if summary else 0,
-        spool_path=summary.spool_path if summary else None,
-        log_history=history,
+        base_model=cfg.model,
+        reporter=reporter,
+        resume_from=resume_from,
+        publish=publish,
+        callbacks=callbacks,
     )
-    return result
 
 
 def sync_spool(output_dir: Path, cfg_settings: Any, timeout: float = 30.0) -> Any:

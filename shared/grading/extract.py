@@ -21,16 +21,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shared.grading import categories
 from shared.grading.answer_format import AnswerFormat
-from shared.grading.categories import (
-    MISSING_ANSWER_CLOSE,
-    MISSING_ANSWER_OPEN,
-    MISSING_THINK_CLOSE,
-    NO_ANSWER,
-    TAG_SPACING,
-    TRUNCATED,
-    WRONG_ORDER,
-)
 
 
 @dataclass(frozen=True)
@@ -73,7 +65,7 @@ def _balanced(text: str, start: int) -> str | None:
 
 def _fail(failure: str, finish_reason: str | None, answer: str | None, whole: bool = False) -> Extraction:
     if finish_reason == "length":
-        failure = TRUNCATED
+        failure = categories.TRUNCATED
     return Extraction(answer, False, failure, whole)
 
 
@@ -92,15 +84,15 @@ def extract_r1_zero(response: str, finish_reason: str | None = None, lenient: bo
         return Extraction(answer, True, None)
     # Which part is missing, most specific first; the answer is still graded format-free.
     if THINK_CLOSE not in response:
-        failure = MISSING_THINK_CLOSE
+        failure = categories.MISSING_THINK_CLOSE
     elif not tagged:
-        failure = MISSING_ANSWER_OPEN
+        failure = categories.MISSING_ANSWER_OPEN
     elif ANSWER_CLOSE not in response:
-        failure = MISSING_ANSWER_CLOSE
+        failure = categories.MISSING_ANSWER_CLOSE
     elif _LENIENT_SEPARATOR_RE.search(response):
-        failure = TAG_SPACING
+        failure = categories.TAG_SPACING
     else:
-        failure = WRONG_ORDER
+        failure = categories.WRONG_ORDER
     return _fail(failure, finish_reason, answer, whole=not tagged)
 
 
@@ -128,9 +120,9 @@ def extract_gsm8k(response: str, finish_reason: str | None = None, lenient: bool
         return Extraction(strict.group(1).replace(",", "").removesuffix(".").strip(), True, None)
     marked = _MARK_LINE_RE.search(response)
     if marked is not None and marked.group(1).strip():
-        return _fail(NO_ANSWER, finish_reason, marked.group(1).strip())
+        return _fail(categories.NO_ANSWER, finish_reason, marked.group(1).strip())
     fallback = flexible_extract(response)
-    failure = MISSING_ANSWER_OPEN if marked is None else NO_ANSWER
+    failure = categories.MISSING_ANSWER_OPEN if marked is None else categories.NO_ANSWER
     return _fail(failure, finish_reason, fallback)
 
 
@@ -153,7 +145,12 @@ def extract_boxed(response: str, finish_reason: str | None = None, lenient: bool
     content, opened = find_boxed(response, "boxed")  # the rule names \\boxed only
     lone = lone_box(response)
     if content is None:
-        return _fail(MISSING_ANSWER_CLOSE if opened else MISSING_ANSWER_OPEN, finish_reason, None, whole=True)
+        return _fail(
+            categories.MISSING_ANSWER_CLOSE if opened else categories.MISSING_ANSWER_OPEN,
+            finish_reason,
+            None,
+            whole=True,
+        )
     return Extraction(lone, True, None, whole=lone is None)
 
 
