@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.grading import GRADER_VERSION
 from shared.grading.answer_format import AnswerFormat
 from shared.schemas import ENTRY_NAME_PATTERN, EvalSpec, SamplingSpec
 
@@ -67,8 +68,9 @@ class SuiteEntry(BaseModel):
             raise ValueError(f"give a harness task after {LM_EVAL_PREFIX!r}, e.g. lm_eval:gsm8k_cot")
         return task
 
-    def spec(self, grader_version: str = "1") -> EvalSpec:
-        """The job spec of this entry; its results are stored under the entry's name."""
+    def spec(self, grader_version: str | None = None) -> EvalSpec:
+        """The job spec of this entry; its results are stored under the entry's name. The grader
+        version defaults to the installed grader's (a stale literal here once outlived a bump)."""
         options = dict(self.task_options)
         if self.answer_format is not None:
             options["answer_format"] = self.answer_format.value
@@ -85,7 +87,7 @@ class SuiteEntry(BaseModel):
             dataset=self.dataset,
             limit=self.limit,
             sampling=sampling,
-            grader_version=grader_version,
+            grader_version=grader_version or GRADER_VERSION,
             options=options,
         )
 
