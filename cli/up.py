@@ -27,7 +27,7 @@ from shared.schemas import Algorithm
 
 # Shipped inside the package, so `duet up` works from any directory and any kind of install.
 DEFAULT_CONFIG = Path(str(files("cli") / "configs" / "tiny.yaml"))
-# The GRPO stage of `duet up --algorithm grpo`, from the best SFT checkpoint.
+# The GRPO stage of `duet up --algorithm grpo`, from SFT step 300 (init_from_step) of the run.
 DEFAULT_GRPO_CONFIG = Path(str(files("cli") / "configs" / "tiny-grpo.yaml"))
 # Two entries: the full ones_digit eval on every checkpoint, a 50-question sampled probe every 2nd.
 DEFAULT_SUITE = Path(str(files("cli") / "configs" / "suite-tiny.yaml"))
@@ -62,7 +62,9 @@ def up(
     ),
     single_task: bool = typer.Option(False, "--single-task", help="no suite: evaluate only --task/--limit"),
     algorithm: Algorithm = typer.Option(
-        Algorithm.sft, help="sft, or grpo: SFT, then GRPO from the best SFT checkpoint on the same run"
+        Algorithm.sft,
+        help="sft, or grpo: SFT, then GRPO on the same run from an SFT checkpoint (the GRPO config's "
+        "init_from_step, else the best)",
     ),
     grpo_config: Path | None = typer.Option(
         None, help="GRPO stage config (YAML); default: the built-in tiny GRPO config"
@@ -193,9 +195,9 @@ def _up(
         logs / f"trainer-{run}.log",
         env,
     )  # fmt: skip
-    # (stage, its trainer, where it publishes): SFT, then with --algorithm grpo a GRPO stage from
-    # the best SFT checkpoint (the ledger's, once every SFT checkpoint is scored) that continues the
-    # run's step axis. Its checkpoints go under the SFT dir, so the one worker watching it scores both.
+    # (stage, its trainer, where it publishes): SFT, then with --algorithm grpo a GRPO stage that
+    # continues the run's step axis from an SFT checkpoint the ledger names once every SFT checkpoint
+    # is scored: the GRPO config's `init_from_step` of the run, else the run's best. Its checkpoints go under the SFT dir, so the one worker watching it scores both.
     stages = [(Algorithm.sft, trainer, checkpoints)]
     if grpo is not None:
         grpo_dir = checkpoints / "grpo"
@@ -249,7 +251,7 @@ def _up(
                         if current + 1 == len(stages):
                             break
                         current, trainer_done_at = current + 1, None
-                        stages[current][1].start()  # GRPO: its start is the best scored SFT checkpoint
+                        stages[current][1].start()  # GRPO: its start is a scored SFT checkpoint
                         live.console.print(
                             f"SFT stage scored; GRPO stage started (log {stages[current][1].log})"
                         )
@@ -262,7 +264,7 @@ def _up(
         if interrupted:
             console.print("stopping (Ctrl-C)…")
             return 130
-        final_report(console, client, run, workdir)
+        final_report(console, client, run, workdir, _stage_starts(stages))
         return 0
     except DuetClientError as e:
         raise UpError(f"ledger API problem: {e}") from None
@@ -271,6 +273,18 @@ def _up(
             svc.stop()
         client.close()
         signal.signal(signal.SIGINT, previous)
+
+
+def _stage_starts(stages: list[tuple[Algorithm, Service, Path]]) -> dict[Algorithm, int]:
+    """The step each later stage started from, as its trainer recorded it (the stage record)."""
+    from trainer_service.grpo_start import read_stage_record
+
+    starts = {}
+    for stage, _, directory in stages[1:]:
+        record = read_stage_record(directory)
+        if record is not None and record.get("parent_step") is not None:
+            starts[stage] = int(record["parent_step"])
+    return starts
 
 
 def _wait_healthy(api: Service, client: LedgerClient, deadline_s: float = 60.0) -> None:

@@ -83,25 +83,42 @@ def load_summary(rows: list[ScoreRow]) -> str:
     return text + (f" ({', '.join(extra)})" if extra else "")
 
 
-def stage_summary(rows: list[ScoreRow]) -> str | None:
+def stage_summary(rows: list[ScoreRow], starts: dict[Algorithm, int] | None = None) -> str | None:
     """For a run with a stage after SFT (GRPO): each stage's steps and the best accuracy it
-    reached; None for a one-stage run."""
+    reached, and for a stage whose start step is known (`starts`) that start's accuracy and the
+    gain over it (the honest before/after: a stage may start below the run's best); None for a
+    one-stage run."""
     scored = [r for r in rows if ACCURACY in r.metrics]
     later = [r for r in scored if r.algorithm not in (None, Algorithm.sft)]
     if not later:
         return None
+    acc_at = {r.step: r.metrics[ACCURACY] for r in scored}
     parts = []
     for stage in dict.fromkeys(r.algorithm for r in scored if r.algorithm is not None):
         mine = [r for r in scored if r.algorithm is stage]
         best = max(mine, key=lambda r: r.metrics[ACCURACY])
-        parts.append(
-            f"{stage.value}: steps {mine[0].step}-{mine[-1].step}, "
-            f"best {best.metrics[ACCURACY]:.3f} at step {best.step}"
+        top = best.metrics[ACCURACY]
+        start = (starts or {}).get(stage)
+        origin = ""
+        if start is not None and start in acc_at:
+            origin = f" from step {start} ({acc_at[start]:.3f})"
+        text = (
+            f"{stage.value}{origin}: steps {mine[0].step}-{mine[-1].step}, best {top:.3f} at step {best.step}"
         )
+        if origin:
+            text += f" ({top - acc_at[start]:+.3f} over its start)"
+        parts.append(text)
     return "stages — " + "; ".join(parts)
 
 
-def final_report(console: Console, client: LedgerClient, run: str, workdir: Path) -> None:
+def final_report(
+    console: Console,
+    client: LedgerClient,
+    run: str,
+    workdir: Path,
+    starts: dict[Algorithm, int] | None = None,
+) -> None:
+    """`starts`: the step each later stage started from (GRPO's init checkpoint), when known."""
     rows = client.scores(run)
     best = client.best(run, metric=ACCURACY) if rows else None
     console.print(scores_table(rows, best_step=best.row.step if best else None))
@@ -115,7 +132,7 @@ def final_report(console: Console, client: LedgerClient, run: str, workdir: Path
             f"best checkpoint: step {best.row.step}  accuracy {best.row.metrics[ACCURACY]:.3f}"
             f"  (baseline step 0: {base_acc})  {best.row.path}"
         )
-    if summary := stage_summary(rows):
+    if summary := stage_summary(rows, starts):
         console.print(summary)
     console.print(load_summary(rows))
     info = client.get_run(run)

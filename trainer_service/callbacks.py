@@ -33,6 +33,7 @@ class DuetCallback(TrainerCallback):
         after_save: list | None = None,
         algorithm: Algorithm = Algorithm.sft,
         stage: int | None = None,
+        init_step: int | None = None,
     ):
         self.run_name = run_name
         self.kind = kind
@@ -41,6 +42,9 @@ class DuetCallback(TrainerCallback):
         self.after_save = after_save or []  # callables(client) run on the reporter thread (retention)
         self.algorithm = algorithm  # recorded in every marker
         self.stage = stage  # logged as train/stage with every log when set (0 = sft, 1 = grpo)
+        # A later stage's start on the shared axis (GRPO from SFT step 300 continues at 400+k):
+        # logged as train/init_step so the W&B curve's branch point is visible next to it.
+        self.init_step = init_step
         self._last_loss: float | None = None
         self._tokens_at: tuple[float, float] | None = None  # (num_tokens, perf_counter) at last log
         self._publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duet-publish")
@@ -62,6 +66,8 @@ class DuetCallback(TrainerCallback):
         }
         if self.stage is not None:
             metrics["train/stage"] = float(self.stage)
+        if self.init_step is not None:
+            metrics["train/init_step"] = float(self.init_step)
         if "loss" in logs:
             self._last_loss = float(logs["loss"])
         # TRL logs a running total of trained (non-padding) tokens; the rate is its slope.

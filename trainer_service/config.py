@@ -136,6 +136,7 @@ GRPO_KEYS = (
     "grpo_args",
     "init_from",
     "init_from_best",
+    "init_from_step",
     "continue_run",
 )
 
@@ -191,9 +192,12 @@ class TrainConfig(BaseSettings):
     vllm_mode: VllmMode = VllmMode.colocate
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
     grpo_args: dict[str, Any] = Field(default_factory=dict)  # any other GRPOConfig field
-    # Where GRPO starts: a checkpoint dir, or the best checkpoint (eval/accuracy) of a ledger run.
+    # Where GRPO starts: a checkpoint dir, or the best checkpoint (eval/accuracy) of a ledger run;
+    # init_from_step pins that run's checkpoint at one step instead of its best (the tiny demo's
+    # GRPO stage starts half-way through SFT: docs/benchmarks.md, "GRPO demo").
     init_from: str | None = None
     init_from_best: str | None = None
+    init_from_step: int | None = Field(None, ge=0)
     # True: the same run, steps continue after the parent's last step; False: a new run naming its parent.
     continue_run: bool = True
 

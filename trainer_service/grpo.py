@@ -50,6 +50,8 @@ def check_grpo_fields(cfg: TrainConfig) -> None:
         )
     if cfg.init_from is not None and cfg.init_from_best is not None:
         raise ValueError("init_from and init_from_best: give one, not both")
+    if cfg.init_from_step is not None and cfg.init_from_best is None:
+        raise ValueError("init_from_step: picks a step of the init_from_best run; give init_from_best too")
     if not cfg.use_vllm and (stray := {"vllm_mode", "vllm_gpu_memory_utilization"} & cfg.model_fields_set):
         raise ValueError(f"{', '.join(sorted(stray))}: only used with use_vllm: true")
 
@@ -247,4 +249,5 @@ def train_grpo(
         callbacks=callbacks,
         algorithm=Algorithm.grpo,
         stage=Algorithm.grpo.stage,
+        init_step=start.parent_step if start.parent_run == run_name else None,
     )

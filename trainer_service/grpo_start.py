@@ -1,5 +1,6 @@
 """Where a GRPO stage starts: its init checkpoint (`init_from: PATH`, or `init_from_best: RUN`,
-the ledger's best checkpoint of RUN by eval/accuracy), its run (the parent's, continued on its step
+the ledger's best checkpoint of RUN by eval/accuracy, or with `init_from_step: N` RUN's checkpoint
+at step N), its run (the parent's, continued on its step
 axis from `stage_offset` = the parent's last step, or a new one naming its parent) and the stage
 record that lets `--resume` continue the same axis."""
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.checkpoint import CheckpointError, published_checkpoints, read_marker, verify_marker
+from shared.schemas import CheckpointState
 from trainer_service.config import Algorithm, ConfigError, TrainConfig
 
 log = logging.getLogger("duet.trainer")
@@ -55,6 +57,30 @@ def _best_checkpoint(cfg: TrainConfig) -> tuple[str, int]:
     return best.row.path, best.row.step
 
 
+def _checkpoint_at_step(cfg: TrainConfig) -> tuple[str, int]:
+    """(path, step) of the `init_from_best` run's checkpoint at `init_from_step`, per the ledger."""
+    from shared.client import DuetClientError
+
+    run, step = cfg.init_from_best, cfg.init_from_step
+    with _client(cfg) as client:
+        try:
+            rows = client.list_checkpoints(str(run))
+        except DuetClientError as e:
+            raise ConfigError(f"init_from_best: the ledger has no run {run!r} to start from: {e}") from e
+    by_step = {c.step: c for c in rows}
+    row = by_step.get(int(step or 0))
+    if row is None:
+        have = ", ".join(str(s) for s in sorted(by_step)) or "none"
+        raise ConfigError(f"init_from_step: run {run!r} has no checkpoint at step {step} (it has: {have})")
+    if row.state is not CheckpointState.present:
+        raise ConfigError(
+            f"init_from_step: run {run!r}'s checkpoint at step {step} is {row.state.value} (retention); "
+            "choose a step that is still present, or pin the start (`duet pin`) before retention runs"
+        )
+    log.info("init_from_step %s: step %d %s", run, row.step, row.path)
+    return row.path, row.step
+
+
 def parent_last_step(cfg: TrainConfig, run: str, run_dir: Path) -> int:
     """The last step the parent run has anything at: its published checkpoints next to the init
     checkpoint and, when the ledger answers, its registered checkpoints and train metrics."""
@@ -84,6 +110,8 @@ def resolve_start(cfg: TrainConfig) -> Start:
     best_step = None
     if cfg.init_from is not None:
         raw = cfg.init_from
+    elif cfg.init_from_step is not None:
+        raw, best_step = _checkpoint_at_step(cfg)
     else:
         raw, best_step = _best_checkpoint(cfg)
     path = Path(raw).expanduser().resolve()

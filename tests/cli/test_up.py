@@ -233,12 +233,13 @@ def test_duet_up_setup_errors_are_one_line(tmp_path, args, message):
 
 
 @pytest.mark.slow
-def test_duet_up_grpo_continues_the_run_from_the_best_sft_checkpoint(tmp_path, ledger_factory):
-    """SFT, then GRPO from the ledger's best SFT checkpoint on the same step axis: one worker scores
-    both stages, the table and the W&B run mark the stage, rewards and accuracy share one W&B run."""
+def test_duet_up_grpo_continues_the_run_from_an_sft_checkpoint(tmp_path, ledger_factory):
+    """SFT, then GRPO from the SFT checkpoint the GRPO config names (the built-in one pins a step,
+    `init_from_step`) on the same step axis: one worker scores both stages, the table and the W&B run
+    mark the stage, rewards and accuracy share one W&B run."""
     wd = tmp_path / "duet"
     grpo = ["max_steps=4", "save_steps=2", "logging_steps=1", "per_device_train_batch_size=8",
-            "num_generations=4", "max_completion_length=24"]  # fmt: skip
+            "num_generations=4", "max_completion_length=24", "init_from_step=10"]  # fmt: skip
     out = run_up(
         wd, "--run", "staged", "--limit", "20", "--algorithm", "grpo",
         "--max_steps", "20", "--save_steps", "10", "--logging_steps", "5",
@@ -246,6 +247,7 @@ def test_duet_up_grpo_continues_the_run_from_the_best_sft_checkpoint(tmp_path, l
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert "stage" in out.stdout and "stages — sft: steps 10-20" in out.stdout
+    assert "grpo from step 10 (" in out.stdout and "over its start)" in out.stdout  # before/after
 
     c = ledger_on(ledger_factory, wd).client()
     stages = {ck.step: ck.algorithm for ck in c.list_checkpoints("staged")}
@@ -254,14 +256,10 @@ def test_duet_up_grpo_continues_the_run_from_the_best_sft_checkpoint(tmp_path, l
     assert all(j.status.value == "done" for j in jobs), [(j.step, j.status, j.last_error) for j in jobs]
     assert sorted(j.step for j in jobs) == sorted(stages), "every checkpoint of both stages scored once"
 
-    # The GRPO stage started from the checkpoint the ledger ranked best before it (SFT or, when no
-    # SFT checkpoint beats it after so few steps, the step-0 baseline).
+    # The GRPO stage started from the pinned SFT step (not the run's last), resolved by the ledger.
     rows = c.scores("staged")
-    before = [r for r in rows if r.step <= 20]
-    top = max(r.metrics["eval/accuracy"] for r in before)
     log = (wd / "logs" / "trainer-grpo-staged.log").read_text()
-    tops = [r.step for r in before if r.metrics["eval/accuracy"] == top]
-    assert any(f"init_from_best staged: step {s} " in log for s in tops), log[-3000:]
+    assert "init_from_step staged: step 10 " in log, log[-3000:]
     assert [r.algorithm for r in rows if r.step > 20] == [Algorithm.grpo, Algorithm.grpo]
 
     # One W&B run: training reward and eval accuracy of the GRPO steps, each eval row with its stage.

@@ -43,6 +43,8 @@ def _load(tiny_model: Path, tmp_path: Path, **keys: Any):
         ({"num_generations": 3}, "num_generations: 3 must divide"),
         ({"num_generations": 1}, "num_generations"),
         ({"init_from": "a", "init_from_best": "b"}, "init_from and init_from_best"),
+        ({"init_from_step": 10}, "init_from_step: picks a step of the init_from_best run"),
+        ({"init_from_best": "r", "init_from_step": -1}, "init_from_step"),
         ({"vllm_mode": "server"}, "vllm_mode: only used with use_vllm: true"),
     ],
 )
@@ -82,8 +84,13 @@ def test_grpo_args_are_checked_against_trl(tiny_model: Path, tmp_path: Path):
 
 
 def test_shipped_grpo_configs_load(tiny_model: Path):
-    tiny = load_config(REPO / "cli/configs/tiny-grpo.yaml", {"model": str(tiny_model)})
+    tiny = load_config(
+        REPO / "cli/configs/tiny-grpo.yaml", {"model": str(tiny_model), "init_from_best": "demo"}
+    )
     assert tiny.algorithm is Algorithm.grpo and [r.name for r in tiny.rewards] == [RewardName.strict]
+    assert tiny.init_from_step == 300  # the demo's GRPO start: SFT step 300 of the run (see the config)
+    with pytest.raises(ConfigError, match="init_from_step: picks a step of the init_from_best run"):
+        load_config(REPO / "cli/configs/tiny-grpo.yaml", {"model": str(tiny_model), "init_from": "x"})
     assert not tiny.use_vllm
     qwen = load_config(REPO / "configs/qwen2.5-math-1.5b-grpo.yaml")
     assert qwen.algorithm is Algorithm.grpo and qwen.task == "gsm8k"
@@ -226,6 +233,34 @@ def test_init_from_best_may_start_from_the_runs_baseline(tiny_model: Path, ledge
     assert (start.run_name, start.parent_step, start.stage_offset) == ("early", 0, 10)
 
 
+def test_init_from_step_pins_a_present_checkpoint_of_the_run(tiny_model: Path, ledger):
+    """init_from_step starts from that step rather than the best, still on the run's axis; a step
+    the run never had, or one retention deleted, is refused with the steps it could use."""
+    from shared.retention import RetentionCandidate
+    from trainer_service.grpo_start import resolve_start
+
+    client, root = ledger.client(), ledger.checkpoint_root / "pinned"
+    client.create_run("pinned", primary_task="ones_digit")
+    for step, acc in ((10, 0.2), (20, 0.6), (30, 0.4)):
+        _scored_checkpoint(client, root, tiny_model, step, Algorithm.sft, acc, run="pinned")
+
+    def load(step: int):
+        return _load(tiny_model, root, init_from_best="pinned", init_from_step=step,
+                     ledger_url=ledger.url, ledger_token=ledger.token)  # fmt: skip
+
+    start = resolve_start(load(10))  # not the best (20)
+    assert Path(start.init) == (root / "checkpoint-10").resolve()
+    assert (start.run_name, start.parent_step, start.stage_offset) == ("pinned", 10, 30)
+
+    with pytest.raises(ConfigError, match=r"no checkpoint at step 15 \(it has: 10, 20, 30\)"):
+        resolve_start(load(15))
+    ck = {c.step: c for c in client.list_checkpoints("pinned")}[10]
+    grant = client.retention_grant("pinned", [RetentionCandidate(checkpoint_id=ck.id)])
+    assert grant.granted, grant
+    with pytest.raises(ConfigError, match="step 10 is deleting"):
+        resolve_start(load(10))
+
+
 # --- a real GRPO stage --------------------------------------------------------------------------------
 
 
@@ -307,6 +342,7 @@ def test_grpo_stage_continues_sft_run_and_reports_rewards(tiny_model: Path, ledg
         ):
             assert (step, key) in rows, (step, key)
         assert rows[(step, "train/stage")] == 1.0
+        assert rows[(step, "train/init_step")] == 4.0  # the branch point: SFT step 4's weights
         assert 0.0 <= rows[(step, "train/completions/clipped_ratio")] <= 1.0
     assert rows[(4, "train/stage")] == 0.0  # the stage boundary on the shared axis
     logged = {(e["step"], f"train/{k}"): v for e in result.log_history for k, v in e.items() if k != "step"}
@@ -326,4 +362,9 @@ def test_grpo_stage_continues_sft_run_and_reports_rewards(tiny_model: Path, ledg
         if k.startswith("train/")
     }
     assert (2, "train/loss") in by_step  # SFT
-    assert {(8, "train/rewards/strict/mean"), (8, "train/stage"), (8, "train/kl")} <= by_step
+    assert {
+        (8, "train/rewards/strict/mean"),
+        (8, "train/stage"),
+        (8, "train/kl"),
+        (8, "train/init_step"),
+    } <= by_step
