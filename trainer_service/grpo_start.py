@@ -71,7 +71,10 @@ def _checkpoint_at_step(cfg: TrainConfig) -> tuple[str, int]:
     row = by_step.get(int(step or 0))
     if row is None:
         have = ", ".join(str(s) for s in sorted(by_step)) or "none"
-        raise ConfigError(f"init_from_step: run {run!r} has no checkpoint at step {step} (it has: {have})")
+        raise ConfigError(
+            f"init_from_step: run {run!r} has no checkpoint at step {step} (it has: {have}); set "
+            "init_from_step to one of those, or null for the run's best"
+        )
     if row.state is not CheckpointState.present:
         raise ConfigError(
             f"init_from_step: run {run!r}'s checkpoint at step {step} is {row.state.value} (retention); "

@@ -17,7 +17,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from shared.schemas import TrainMetricRow
+from shared.schemas import Algorithm, CheckpointCreate, TrainMetricRow
 from tests.eval_service.api import dashboard_ledger
 from tests.eval_service.api.dashboard_ledger import FLIPS_20_30, OUTCOMES, RUN, TASK, T, W
 
@@ -94,7 +94,15 @@ def test_run_page_shows_curves_checkpoints_queue_and_updates_live(dashboard_fact
     assert set(queue) == {"queued", "dead"} and "config.json: not a checkpoint" in queue["dead"]
     assert "1/3" in queue["dead"] and "queued 1" in browser.find_element(By.ID, "queue-counts").text
 
+    assert not browser.find_element(By.CSS_SELECTOR, "#checkpoints th.stage").is_displayed()
+
     browser.execute_script("window.__sameDocument = true")  # gone if the page reloaded
+    # Step 40 is a GRPO checkpoint on the same axis (as its marker would say): the table then gets a
+    # stage column, as `duet scores` does.
+    path = d.srv.checkpoint_root / RUN / "checkpoint-40"
+    d.srv.client().register_checkpoint(
+        CheckpointCreate(run_id=d.run_id, step=40, path=str(path), algorithm=Algorithm.grpo)
+    )
     d.evaluate(40)
     d.srv.client().log_train_metrics(
         d.run_id, [TrainMetricRow(step=s, key="train/loss", value=2.5 / s) for s in range(31, 41)]
@@ -106,7 +114,14 @@ def test_run_page_shows_curves_checkpoints_queue_and_updates_live(dashboard_fact
     # polls ask only for the train steps after the newest one drawn
     asked = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert any("train-metrics" in u and "since_step=30" in u for u in asked), asked
-    assert browser.find_element(By.ID, "step-40").find_elements(By.TAG_NAME, "td")[1].text == "1.000"
+    assert browser.find_element(By.CSS_SELECTOR, "#step-40 td.stage + td").text == "1.000"  # accuracy
+
+    def stage_cells(b: webdriver.Chrome) -> list[str]:
+        return [td.text for td in b.find_elements(By.CSS_SELECTOR, "#checkpoints tbody td.stage")]
+
+    dash = "\u2013"  # the page's "no value": checkpoints without a marker have no stage
+    _wait(browser, lambda b: stage_cells(b) == ["grpo", dash, dash, dash], "the stage column")
+    assert browser.find_element(By.CSS_SELECTOR, "#checkpoints th.stage").is_displayed()
 
 
 @pytest.mark.slow

@@ -72,6 +72,9 @@
   function checkpointRows(scores, task) {
     const hasAnswerAcc = scores.some((r) => "eval/answer_accuracy" in r.metrics);
     document.querySelectorAll("#checkpoints .answer-acc").forEach((th) => (th.hidden = !hasAnswerAcc));
+    // A stage column once the run has a stage after SFT (GRPO): as in `duet scores`, base/sft/grpo.
+    const hasStages = scores.some((r) => r.algorithm && r.algorithm !== "sft");
+    document.querySelectorAll("#checkpoints .stage").forEach((th) => (th.hidden = !hasStages));
     document.getElementById("table-task").textContent = task || "";
     const newestFirst = [...scores].reverse();
     const pages = Math.max(1, Math.ceil(newestFirst.length / PAGE_ROWS));
@@ -87,6 +90,7 @@
         "tr",
         { id: `step-${r.step}`, dataset: { step: r.step, checkpoint: r.checkpoint_id } },
         el("td", { class: "num" }, r.job_id ? el("a", { href: `/jobs/${r.job_id}` }, r.step) : r.step),
+        hasStages ? el("td", { class: "stage" }, r.algorithm || (r.step === 0 ? "base" : "–")) : null,
         el("td", { class: "num" }, fmt(m["eval/accuracy"])),
         el("td", { class: "num" }, fmt(m["eval/format_accuracy"])),
         hasAnswerAcc ? el("td", { class: "num" }, fmt(m["eval/answer_accuracy"])) : null,
