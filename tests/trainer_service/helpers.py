@@ -56,3 +56,21 @@ def assert_published(ckpt: Path, *, run: str, step: int, kind: str) -> None:
     names = {f.path for f in marker.files}
     assert "tokenizer.json" in names, names  # eval needs the tokenizer inside every checkpoint
     assert any(n.endswith(".safetensors") for n in names)
+
+
+def regrade_logged_completions(out: Path, task: Any) -> int:
+    """Every completion TRL logged with its reward must carry the grader's verdict as that reward."""
+    import pandas as pd
+
+    from shared.grading import grade_response
+
+    gold_of = {task.render_prompt(ex, None): ex.answer for ex in task.examples("train")}
+    n = 0
+    for f in sorted((out / "completions").glob("completions_*.parquet")):
+        df = pd.read_parquet(f)
+        columns = (df["prompt"], df["completion"], df["strict"], df["format"])
+        for prompt, completion, strict, fmt in zip(*columns, strict=True):
+            g = grade_response(completion, gold_of[prompt], task.answer_format)
+            assert (strict, fmt) == (float(g.correct), float(g.format_ok)), completion
+            n += 1
+    return n

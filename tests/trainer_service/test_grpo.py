@@ -13,7 +13,7 @@ import pytest
 from shared.checkpoint import check_hf_checkpoint, read_marker, verify_marker
 from shared.grading import AnswerFormat, grade_response, is_equivalent
 from tests.fixtures.wandb_files import read_offline_history
-from tests.trainer_service.helpers import REPO, tiny_config
+from tests.trainer_service.helpers import REPO, regrade_logged_completions, tiny_config
 from trainer_service.config import Algorithm, ConfigError, RewardName, load_config
 from trainer_service.rewards import GraderReward
 
@@ -60,18 +60,6 @@ def test_grpo_keys_with_sft_are_refused(tiny_model: Path, tmp_path: Path):
             None,
             {"model": str(tiny_model), "num_generations": 4, "rewards": [{"name": "format"}]},
         )
-
-
-def test_use_vllm_without_cuda_is_refused_before_loading(tiny_model: Path, tmp_path: Path):
-    import torch
-
-    from trainer_service.grpo import check_grpo_hardware
-
-    if torch.cuda.is_available():
-        pytest.skip("this host has CUDA: use_vllm is allowed")
-    cfg = _load(tiny_model, tmp_path, use_vllm=True, vllm_mode="colocate")
-    with pytest.raises(ConfigError, match="use_vllm: vLLM rollouts need a CUDA GPU"):
-        check_grpo_hardware(cfg)
 
 
 def test_grpo_args_are_checked_against_trl(tiny_model: Path, tmp_path: Path):
@@ -264,22 +252,6 @@ def test_init_from_step_pins_a_present_checkpoint_of_the_run(tiny_model: Path, l
 # --- a real GRPO stage --------------------------------------------------------------------------------
 
 
-def _regrade_logged_completions(out: Path, task: Any) -> int:
-    """Every completion TRL logged with its reward must carry the grader's verdict as that reward."""
-    import pandas as pd
-
-    gold_of = {task.render_prompt(ex, None): ex.answer for ex in task.examples("train")}
-    n = 0
-    for f in sorted((out / "completions").glob("completions_*.parquet")):
-        df = pd.read_parquet(f)
-        columns = (df["prompt"], df["completion"], df["strict"], df["format"])
-        for prompt, completion, strict, fmt in zip(*columns, strict=True):
-            g = grade_response(completion, gold_of[prompt], task.answer_format)
-            assert (strict, fmt) == (float(g.correct), float(g.format_ok)), completion
-            n += 1
-    return n
-
-
 @pytest.mark.slow
 def test_grpo_stage_continues_sft_run_and_reports_rewards(tiny_model: Path, ledger):
     from shared.tasks import get_task
@@ -349,7 +321,7 @@ def test_grpo_stage_continues_sft_run_and_reports_rewards(tiny_model: Path, ledg
     assert math.isclose(rows[(6, "train/reward")], logged[(6, "train/reward")], rel_tol=1e-6)
 
     # The reward TRL trained on is the grader's verdict on each logged completion.
-    assert _regrade_logged_completions(root / "grpo", get_task("ones_digit", n_train=400, n_test=50)) >= 8
+    assert regrade_logged_completions(root / "grpo", get_task("ones_digit", n_train=400, n_test=50)) >= 8
 
     # One W&B run (the ledger writes it) holds both stages on one step axis.
     assert ledger.flush_wandb() == 0

@@ -89,7 +89,10 @@ def test_two_ledgers_two_workers_score_once_and_wandb_survives_the_drainer_dying
     by_worker = Counter(w for _, w, _ in results)
     assert set(by_worker) == {"w-a", "w-b"}, by_worker
     events = {w: {info["engine_event"] for _, ww, info in results if ww == w} for w in by_worker}
-    assert all("swap" in e for e in events.values()), events  # in-place swaps in each worker
+    # Each worker loads its first checkpoint into a fresh engine and swaps in-place for every later
+    # one. How the 6 checkpoints split between the two workers is a race: one may score only one.
+    for w, e in events.items():
+        assert "initial" in e and ("swap" in e) == (by_worker[w] > 1), (w, by_worker[w], events)
     assert not any("rebuild" in e for e in events.values()), events  # never a rebuild
 
     # W&B: one eval row per checkpoint, across both replicas' offline files
