@@ -197,7 +197,8 @@ def _up(
     )  # fmt: skip
     # (stage, its trainer, where it publishes): SFT, then with --algorithm grpo a GRPO stage that
     # continues the run's step axis from an SFT checkpoint the ledger names once every SFT checkpoint
-    # is scored: the GRPO config's `init_from_step` of the run, else the run's best. Its checkpoints go under the SFT dir, so the one worker watching it scores both.
+    # is scored: the GRPO config's `init_from_step` of the run, else the run's best. Its checkpoints
+    # go under the SFT dir, so the one worker watching it scores both.
     stages = [(Algorithm.sft, trainer, checkpoints)]
     if grpo is not None:
         grpo_dir = checkpoints / "grpo"

