@@ -6,12 +6,14 @@ still the grader's verdict."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from shared.checkpoint import read_marker, verify_marker
-from tests.trainer_service.helpers import regrade_logged_completions, tiny_config
+from shared.checkpoint import published_checkpoints, read_marker, verify_marker
+from tests.trainer_service.helpers import REPO, log_history, regrade_logged_completions, tiny_config
 from trainer_service.config import ConfigError, load_config
 
 # The largest per-token |logprob(vLLM's sample) - logprob(trainer's policy)| TRL reports. Measured on
@@ -43,6 +45,7 @@ def test_grpo_with_colocated_vllm_rollouts_publishes_checkpoints_and_syncs_weigh
     tiny_model: Path, tmp_path: Path
 ):
     import torch
+    import yaml
     from safetensors.torch import load_file
 
     from shared.tasks import get_task
@@ -53,45 +56,54 @@ def test_grpo_with_colocated_vllm_rollouts_publishes_checkpoints_and_syncs_weigh
     sft = train(tiny_config(tiny_model, tmp_path / "sft", max_steps=60, save_steps=60, report=False,
                             per_device_train_batch_size=16))  # fmt: skip
     start = sft.checkpoints[-1]
-    cfg = load_config(
-        None,
-        dict(
-            algorithm="grpo",
-            model=str(tiny_model),
-            init_from=str(start),
-            output_dir=str(tmp_path / "grpo"),
-            task="ones_digit",
-            task_options={"n_train": 400, "n_test": 50},
-            per_device_train_batch_size=16,
-            num_generations=4,
-            max_completion_length=40,
-            temperature=1.0,
-            rewards=[{"name": "strict", "weight": 1.0}, {"name": "format", "weight": 0.5}],
-            learning_rate=1e-3,
-            max_steps=3,
-            save_steps=3,
-            logging_steps=1,
-            use_vllm=True,
-            vllm_mode="colocate",
-            grpo_args={"log_completions": True},
-            report=False,
-        ),
+    config = tmp_path / "grpo-vllm.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            dict(
+                algorithm="grpo",
+                model=str(tiny_model),
+                init_from=str(start),
+                output_dir=str(tmp_path / "grpo"),
+                task="ones_digit",
+                task_options={"n_train": 400, "n_test": 50},
+                per_device_train_batch_size=16,
+                num_generations=4,
+                max_completion_length=40,
+                temperature=1.0,
+                rewards=[{"name": "strict", "weight": 1.0}, {"name": "format", "weight": 0.5}],
+                learning_rate=1e-3,
+                max_steps=3,
+                save_steps=3,
+                logging_steps=1,
+                use_vllm=True,
+                vllm_mode="colocate",
+                grpo_args={"log_completions": True},
+                report=False,
+            )
+        )
     )
-    result = train(cfg)
+    # `duet train` in its own process, as users run it: TRL's colocate mode sets the distributed
+    # rendezvous variables (RANK, WORLD_SIZE, MASTER_PORT…) in the process that hosts the engine.
+    out = subprocess.run(
+        [sys.executable, "-m", "cli", "train", "--config", str(config)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
-    assert [p.name for p in result.checkpoints] == ["checkpoint-63"]  # on the SFT run's axis
-    marker = read_marker(result.checkpoints[0])
+    checkpoints = [p for _, p in published_checkpoints(tmp_path / "grpo")]
+    assert [p.name for p in checkpoints] == ["checkpoint-63"]  # on the SFT run's axis
+    marker = read_marker(checkpoints[0])
     assert marker is not None and marker.algorithm == "grpo"
-    verify_marker(result.checkpoints[0], marker, hashes=True)
+    verify_marker(checkpoints[0], marker, hashes=True)
 
-    steps = [h for h in result.log_history if "rewards/strict/mean" in h]
+    steps = [h for h in log_history(checkpoints[0]) if "rewards/strict/mean" in h]
     assert len(steps) == 3
     # Rewards differed within some group, so the policy moved...
     assert min(h["frac_reward_zero_std"] for h in steps) < 1.0, steps
-    before, after = (
-        load_file(start / "model.safetensors"),
-        load_file(result.checkpoints[0] / "model.safetensors"),
-    )
+    before, after = load_file(start / "model.safetensors"), load_file(checkpoints[0] / "model.safetensors")
     moved = max((after[k].float() - before[k].float()).abs().max().item() for k in before)
     assert moved > 1e-4, moved
     # ...and vLLM sampled every step's completions with the policy's weights of that step.
