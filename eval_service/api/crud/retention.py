@@ -5,10 +5,12 @@ Deletion is the one irreversible action in duet, so the trainer never decides it
 `grant` checks a checkpoint and marks it `deleting` in ONE write transaction, and `enqueue` (and
 `retry`) refuse a checkpoint that is not `present`. The two serialize on the checkpoint row:
 SQLite runs every write transaction under BEGIN IMMEDIATE (core.db), one at a time; Postgres
-locks the row, `FOR UPDATE` here and `FOR SHARE` in `require_present`, so an enqueue that
-committed first is seen by the grant's job query (READ COMMITTED re-reads per statement), and one
-that waits on the lock re-reads the row and finds it `deleting`. SQLite renders no locking clause,
-so one query serves both.
+locks the row `FOR UPDATE` on both sides, so an enqueue that committed first is seen by the
+grant's job query (READ COMMITTED re-reads per statement), and one that waits on the lock re-reads
+the row and finds it `deleting`. The lock is exclusive for enqueues too (not `FOR SHARE`): two
+equal enqueues racing on two API replicas then run one after the other, and the second finds the
+first's job instead of inserting a duplicate (the checkpoint would be evaluated twice). SQLite
+renders no locking clause, so one query serves both.
 
     present --grant--> deleting --deleted (the trainer removed the files)--> deleted
 """
@@ -30,12 +32,12 @@ from shared.schemas import ACTIVE_STATUSES, CheckpointState, JobStatus
 FINAL_RESULT_STATUSES = frozenset({JobStatus.done, JobStatus.dead})
 
 
-def _locked(session: Session, checkpoint_id: int, *, shared: bool = False) -> Checkpoint:
+def _locked(session: Session, checkpoint_id: int) -> Checkpoint:
     """The checkpoint, re-read from the database under a row lock held until commit (Postgres)."""
     q = (
         select(Checkpoint)
         .where(Checkpoint.id == checkpoint_id)
-        .with_for_update(read=shared)
+        .with_for_update()
         .execution_options(populate_existing=True)
     )
     ckpt = session.exec(q).first()
@@ -53,10 +55,10 @@ def _gone(ckpt: Checkpoint) -> str:
 
 
 def require_present(session: Session, ckpt: Checkpoint) -> Checkpoint:
-    """Lock `ckpt` against a concurrent grant and refuse (409) one that retention took."""
+    """Lock `ckpt` against a concurrent grant or enqueue and refuse (409) one that retention took."""
     if ckpt.id is None:  # registered in this transaction: nothing can have granted it
         return ckpt
-    ckpt = _locked(session, ckpt.id, shared=True)
+    ckpt = _locked(session, ckpt.id)
     if ckpt.state != CheckpointState.present:
         raise Conflict(_gone(ckpt))
     return ckpt

@@ -83,3 +83,26 @@ def test_grant_waiting_on_an_open_enqueue_sees_the_job(ledger):
     assert answer.granted == []
     assert [r.reason for r in answer.refused] == [f"job {job.id} (main) is queued"]
     assert client.get_checkpoint(run.ids[10]).state == "present"
+
+
+def test_equal_enqueues_racing_on_two_replicas_make_one_job(ledger):
+    """Two workers (or two API replicas) enqueue the same eval of the same checkpoint at once, as
+    both workers do for the step-0 baseline when they start together: the second waits for the
+    first's transaction and gets its job back, so the checkpoint is evaluated once, not twice."""
+    run = _scored_run(ledger, "t-lock-c")
+    client = ledger.client()
+    db = Database(ServerSettings(db_url=ledger.db_url, checkpoint_root=ledger.checkpoint_root))
+    body = schemas.JobCreate(checkpoint_id=run.ids[20], spec=spec("main", limit=3))
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            with db.write() as session:
+                job, created = jobs.enqueue(session, db.settings, body)
+                assert created
+                request = pool.submit(client.enqueue, body.spec, checkpoint_id=run.ids[20])
+                _wait_until_blocked(ledger, request)
+            answer = request.result(timeout=30)
+    finally:
+        db.dispose()
+    assert (answer.job.id, answer.created) == (job.id, False)
+    same = [j for j in client.list_jobs(run=run.name) if j.checkpoint_id == run.ids[20] and j.spec.limit == 3]
+    assert [j.id for j in same] == [job.id]
