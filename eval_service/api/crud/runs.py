@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Row, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
 from eval_service.api.core.config import ServerSettings
@@ -198,9 +199,23 @@ def register_checkpoint(
         fingerprint=body.fingerprint,
         algorithm=body.algorithm,
     )
-    session.add(ckpt)
-    session.flush()
-    return ckpt
+    return _insert_or_same(session, ckpt)
+
+
+def _insert_or_same(session: Session, ckpt: Checkpoint) -> Checkpoint:
+    """Insert a new (run, step). If another transaction registered it first (two workers or two API
+    replicas at once: on Postgres this insert waits on the unique index, then fails), the rule for
+    an existing registration applies instead of a 500. The savepoint keeps the transaction usable."""
+    try:
+        with session.begin_nested():
+            session.add(ckpt)
+            session.flush()
+        return ckpt
+    except IntegrityError:
+        existing = _checkpoint_at(session, ckpt.run_id, ckpt.step)
+        if existing is None:  # another constraint failed: not the race this handles
+            raise
+        return same_checkpoint(session, existing, ckpt.path, ckpt.fingerprint, ckpt.algorithm)
 
 
 def list_checkpoints(session: Session, run_ref: str) -> list[Checkpoint]:
@@ -259,6 +274,4 @@ def _checkpoint_from_path(session: Session, settings: ServerSettings, body: sche
     ckpt = Checkpoint(
         run_id=run.id, step=step, path=real, kind=kind, fingerprint=fingerprint, algorithm=algorithm
     )
-    session.add(ckpt)
-    session.flush()
-    return ckpt
+    return _insert_or_same(session, ckpt)

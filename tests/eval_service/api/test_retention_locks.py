@@ -13,7 +13,7 @@ import pytest
 
 from eval_service.api.core.config import ServerSettings
 from eval_service.api.core.db import Database
-from eval_service.api.crud import jobs, retention
+from eval_service.api.crud import jobs, retention, runs
 from shared import schemas
 from shared.client import LedgerError, error_detail
 from shared.retention import RetentionCandidate, RetentionGrantRequest
@@ -106,3 +106,26 @@ def test_equal_enqueues_racing_on_two_replicas_make_one_job(ledger):
     assert (answer.job.id, answer.created) == (job.id, False)
     same = [j for j in client.list_jobs(run=run.name) if j.checkpoint_id == run.ids[20] and j.spec.limit == 3]
     assert [j.id for j in same] == [job.id]
+
+
+def test_equal_registrations_racing_on_two_replicas_return_one_checkpoint(ledger):
+    """Two workers register the same new checkpoint at once (both saw its marker): the second
+    insert waits on the (run, step) unique index, then gets the first's checkpoint back, not a 500."""
+    run = _scored_run(ledger, "t-lock-d")
+    client = ledger.client(retry_for_s=0)  # a 500 would be retried away: the answer must be the first
+    db = Database(ServerSettings(db_url=ledger.db_url, checkpoint_root=ledger.checkpoint_root))
+    path = ledger.checkpoint_root / "t-lock-d" / "checkpoint-30"
+    path.mkdir(parents=True)
+    body = schemas.CheckpointCreate(run_id=client.get_run(run.name).id, step=30, path=str(path))
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            with db.write() as session:
+                first = runs.register_checkpoint(session, db.settings, body)
+                first_id = first.id
+                request = pool.submit(client.register_checkpoint, body)
+                _wait_until_blocked(ledger, request)
+            answer = request.result(timeout=30)
+    finally:
+        db.dispose()
+    assert answer.id == first_id
+    assert [c.id for c in client.list_checkpoints(run.name) if c.step == 30] == [first_id]
