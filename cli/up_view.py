@@ -99,14 +99,11 @@ def stage_summary(rows: list[ScoreRow], starts: dict[Algorithm, int] | None = No
         best = max(mine, key=lambda r: r.metrics[ACCURACY])
         top = best.metrics[ACCURACY]
         start = (starts or {}).get(stage)
-        origin = ""
-        if start is not None and start in acc_at:
-            origin = f" from step {start} ({acc_at[start]:.3f})"
-        text = (
-            f"{stage.value}{origin}: steps {mine[0].step}-{mine[-1].step}, best {top:.3f} at step {best.step}"
-        )
-        if origin:
-            text += f" ({top - acc_at[start]:+.3f} over its start)"
+        span = f"steps {mine[0].step}-{mine[-1].step}, best {top:.3f} at step {best.step}"
+        text = f"{stage.value}: {span}"
+        if start in acc_at:
+            base = acc_at[start]
+            text = f"{stage.value} from step {start} ({base:.3f}): {span} ({top - base:+.3f} over its start)"
         parts.append(text)
     return "stages — " + "; ".join(parts)
 

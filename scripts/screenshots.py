@@ -11,28 +11,19 @@ best checkpoint's headline job (or --job), with its sample browser open.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
-from shared.client import LedgerClient
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-OUT = Path(__file__).resolve().parent.parent / "docs" / "img"
+from bench.bench_dashboard import browser  # noqa: E402  (the benchmark's headless Chromium, 1400x1100)
+from shared.client import LedgerClient  # noqa: E402
 
-
-def browser(width: int, height: int) -> webdriver.Chrome:
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        f"--window-size={width},{height}",
-    ):
-        opts.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+OUT = REPO / "docs" / "img"
 
 
 def shoot(driver: webdriver.Chrome, url: str, out: Path, done: str, *, whole: bool) -> None:
@@ -63,7 +54,7 @@ def main() -> None:
     with LedgerClient(a.url, a.token) as client:
         best = client.best(a.run)
         job = a.job or best.row.job_id
-    driver = browser(1400, 1100)
+    driver = browser()
     try:
         shoot(
             driver,

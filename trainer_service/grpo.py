@@ -166,6 +166,7 @@ def train_grpo(
 
     from trainer_service.rewards import build_rewards
     from trainer_service.train import (
+        _has_cuda,
         _quiet_progress_bars,
         check_hardware,
         find_resume_checkpoint,
@@ -180,9 +181,7 @@ def train_grpo(
     check_grpo_args(cfg)
     check_hardware(cfg)
     check_grpo_hardware(cfg)
-    import torch
-
-    if cfg.use_vllm and not torch.cuda.is_available():
+    if cfg.use_vllm and not _has_cuda():
         # vLLM's CPU backend reserves VLLM_CPU_KVCACHE_SPACE GiB for its KV cache; the trainer's
         # process also holds the policy and its optimizer, so keep the reservation small.
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")

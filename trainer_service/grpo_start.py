@@ -110,13 +110,13 @@ def resolve_start(cfg: TrainConfig) -> Start:
     if cfg.init_from is None and cfg.init_from_best is None:
         return Start(cfg.model, cfg.resolved_run_name, None, None, 0)
     key = "init_from" if cfg.init_from is not None else "init_from_best"
-    best_step = None
+    ledger_step = None  # the start's step as the ledger knows it (init_from_best / init_from_step)
     if cfg.init_from is not None:
         raw = cfg.init_from
     elif cfg.init_from_step is not None:
-        raw, best_step = _checkpoint_at_step(cfg)
+        raw, ledger_step = _checkpoint_at_step(cfg)
     else:
-        raw, best_step = _best_checkpoint(cfg)
+        raw, ledger_step = _best_checkpoint(cfg)
     path = Path(raw).expanduser().resolve()
     if not (path / "config.json").is_file():
         what = (
@@ -134,8 +134,8 @@ def resolve_start(cfg: TrainConfig) -> Start:
     # The start's run and step: its marker's, or for init_from_best the ledger's (the best may be
     # the run's step-0 baseline, the base model, which has no marker).
     parent: tuple[str, int] | None = (marker.run, marker.step) if marker is not None else None
-    if parent is None and best_step is not None:
-        parent = (str(cfg.init_from_best), best_step)
+    if parent is None and ledger_step is not None:
+        parent = (str(cfg.init_from_best), ledger_step)
     if not cfg.continue_run:
         run_name = cfg.resolved_run_name
         if parent is not None and run_name == parent[0]:

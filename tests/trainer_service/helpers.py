@@ -74,3 +74,23 @@ def regrade_logged_completions(out: Path, task: Any) -> int:
             assert (strict, fmt) == (float(g.correct), float(g.format_ok)), completion
             n += 1
     return n
+
+
+def grpo_stage_keys(model: Path, init_from: Path, output_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """A few-step GRPO stage on ones_digit from `init_from`: strict + format rewards, completions
+    logged (what `regrade_logged_completions` reads back)."""
+    keys: dict[str, Any] = dict(
+        algorithm="grpo",
+        model=str(model),
+        init_from=str(init_from),
+        output_dir=str(output_dir),
+        task="ones_digit",
+        task_options={"n_train": 400, "n_test": 50},
+        num_generations=4,
+        rewards=[{"name": "strict", "weight": 1.0}, {"name": "format", "weight": 0.5}],
+        learning_rate=1e-3,
+        logging_steps=1,
+        grpo_args={"log_completions": True},
+    )
+    keys.update(overrides)
+    return keys

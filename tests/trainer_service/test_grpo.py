@@ -13,7 +13,7 @@ import pytest
 from shared.checkpoint import check_hf_checkpoint, read_marker, verify_marker
 from shared.grading import AnswerFormat, grade_response, is_equivalent
 from tests.fixtures.wandb_files import read_offline_history
-from tests.trainer_service.helpers import REPO, regrade_logged_completions, tiny_config
+from tests.trainer_service.helpers import REPO, grpo_stage_keys, regrade_logged_completions, tiny_config
 from trainer_service.config import Algorithm, ConfigError, RewardName, load_config
 from trainer_service.rewards import GraderReward
 
@@ -262,30 +262,14 @@ def test_grpo_stage_continues_sft_run_and_reports_rewards(tiny_model: Path, ledg
     sft = train(tiny_config(tiny_model, root / "sft", max_steps=4, save_steps=4, logging_steps=2, **common))
     assert [p.name for p in sft.checkpoints] == ["checkpoint-4"]
 
-    cfg = load_config(
-        None,
-        dict(
-            algorithm="grpo",
-            model=str(tiny_model),
-            init_from=str(sft.checkpoints[0]),
-            output_dir=str(root / "grpo"),
-            task="ones_digit",
-            task_options={"n_train": 400, "n_test": 50},
-            per_device_train_batch_size=8,
-            num_generations=4,
-            max_completion_length=12,  # short: most completions are clipped, a metric we want to see
-            beta=0.04,
-            rewards=[{"name": "strict", "weight": 1.0}, {"name": "format", "weight": 0.5}],
-            learning_rate=1e-3,
-            max_steps=4,
-            save_steps=2,
-            logging_steps=1,
-            grpo_args={"log_completions": True},
-            ledger_url=ledger.url,
-            ledger_token=ledger.token,
-            reporter_flush_timeout_s=60,
-        ),
-    )
+    keys = grpo_stage_keys(
+        tiny_model, sft.checkpoints[0], root / "grpo",
+        per_device_train_batch_size=8,
+        max_completion_length=12,  # short: most completions are clipped, a metric we want to see
+        beta=0.04, max_steps=4, save_steps=2,
+        ledger_url=ledger.url, ledger_token=ledger.token, reporter_flush_timeout_s=60,
+    )  # fmt: skip
+    cfg = load_config(None, keys)
     result = train(cfg)
 
     # Same run, steps after the parent's last (4): checkpoints 6 and 8, marked grpo.

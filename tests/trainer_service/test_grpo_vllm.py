@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from shared.checkpoint import published_checkpoints, read_marker, verify_marker
-from tests.trainer_service.helpers import REPO, log_history, regrade_logged_completions, tiny_config
+from tests.trainer_service.helpers import (
+    REPO,
+    grpo_stage_keys,
+    log_history,
+    regrade_logged_completions,
+    tiny_config,
+)
 from trainer_service.config import ConfigError, load_config
 
 # The largest per-token |logprob(vLLM's sample) - logprob(trainer's policy)| TRL reports. Measured on
@@ -57,31 +63,12 @@ def test_grpo_with_colocated_vllm_rollouts_publishes_checkpoints_and_syncs_weigh
                             per_device_train_batch_size=16))  # fmt: skip
     start = sft.checkpoints[-1]
     config = tmp_path / "grpo-vllm.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            dict(
-                algorithm="grpo",
-                model=str(tiny_model),
-                init_from=str(start),
-                output_dir=str(tmp_path / "grpo"),
-                task="ones_digit",
-                task_options={"n_train": 400, "n_test": 50},
-                per_device_train_batch_size=16,
-                num_generations=4,
-                max_completion_length=40,
-                temperature=1.0,
-                rewards=[{"name": "strict", "weight": 1.0}, {"name": "format", "weight": 0.5}],
-                learning_rate=1e-3,
-                max_steps=3,
-                save_steps=3,
-                logging_steps=1,
-                use_vllm=True,
-                vllm_mode="colocate",
-                grpo_args={"log_completions": True},
-                report=False,
-            )
-        )
-    )
+    keys = grpo_stage_keys(
+        tiny_model, start, tmp_path / "grpo",
+        per_device_train_batch_size=16, max_completion_length=40, temperature=1.0,
+        max_steps=3, save_steps=3, use_vllm=True, vllm_mode="colocate", report=False,
+    )  # fmt: skip
+    config.write_text(yaml.safe_dump(keys))
     # `duet train` in its own process, as users run it: TRL's colocate mode sets the distributed
     # rendezvous variables (RANK, WORLD_SIZE, MASTER_PORT…) in the process that hosts the engine.
     out = subprocess.run(
